@@ -1,0 +1,25 @@
+"""nfd-sde: Neural Feature Dynamics, the infinite-width, infinite-depth limit of depth-muP ResNets."""
+
+from ._activations import activation as activation, activation_derivative as activation_derivative
+from ._config import (
+    Config as Config,
+    DataConfig as DataConfig,
+    ModelConfig as ModelConfig,
+    NetworkConfig as NetworkConfig,
+    RunConfig as RunConfig,
+    SolverConfig as SolverConfig,
+    TrainingConfig as TrainingConfig,
+    config_from_dict as config_from_dict,
+    load_config as load_config,
+    to_dict as to_dict,
+    with_profiles as with_profiles,
+)
+from ._data import DataStream as DataStream, load_stream as load_stream
+from ._profiles import (
+    AbstractProfile as AbstractProfile,
+    CallableProfile as CallableProfile,
+    ConstantProfile as ConstantProfile,
+    PiecewiseLinearProfile as PiecewiseLinearProfile,
+    as_profile as as_profile,
+)
+from ._result import Result as Result, read_result as read_result, write_result as write_result
