@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 def example_loss(
     name: str, f: Float[Array, "... outputs"], y: Float[Array, "... outputs"]
 ) -> Float[Array, "..."]:
-    """`mse`: |f - y|^2 / 2 summed over outputs; `cross_entropy`: softmax CE with (soft) labels y."""
+    """`mse`: |f - y|^2 / 2 summed over outputs; `cross_entropy`: softmax CE, soft labels y."""
     if name == "mse":
         return 0.5 * jnp.sum((f - y) ** 2, axis=-1)
     if name == "cross_entropy":
