@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nfd-sde demo --out runs/demo
+	$(BIN)/nfd-sde demo --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -74,7 +74,12 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The network both objects describe (spec section 1)."""
+    """The network both objects describe (spec section 1).
+
+    `block_order`: `pre` is the spec's pre-activation block h_l = h_{l-1} + branch(phi(h_{l-1}));
+    `post` applies phi after the addition, h_l = phi(h_{l-1} + beta/sqrt(L) W_l h_{l-1}/sqrt(n)),
+    with the readout on h_L (finite networks only; used to compare feature norms along depth).
+    """
 
     dim: int = 8
     outputs: int = 1

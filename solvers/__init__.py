@@ -11,6 +11,8 @@ from ._conditional_gaussian import (
     guarded_cholesky as guarded_cholesky,
 )
 from ._depth_grid import DepthGrid as DepthGrid
+from ._fit import RateFit as RateFit
+from ._fit import fit_loglog as fit_loglog
 from ._matrices import (
     AbstractMatrixSource as AbstractMatrixSource,
 )

@@ -1,0 +1,277 @@
+"""The NFD limit solver against closed forms, an independent ODE solve, and itself.
+
+Tolerances: Monte Carlo errors are either the textbook standard error of a variance estimate
+from N Gaussian samples (relative sqrt(2/N)) or the empirical standard error over seeds; "exact
+discrete" targets are the M-step values of the same scheme, so they carry no discretisation term.
+"""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from nfd_sde import load_config
+from nfd_sde._limit_plan import plan_limit
+from nfd_sde._limit_solver import solve_limit
+from nfd_sde._reference_kernels import euler_kernel, initial_sigma, ode_kernel
+from solvers import append_factor_rows, conditional_factor, fit_loglog
+from tests._limit_helpers import (
+    first_step_gain,
+    first_step_problem,
+    init_paths,
+    sphere_inputs,
+    stream_from,
+)
+
+N_INIT = 2**14
+M_INIT = 16
+
+
+def _init_config(activation, *, particles=N_INIT, steps=M_INIT):
+    return load_config(
+        None,
+        [
+            f"model.activation={activation}",
+            "model.dim=6",
+            f"solver.particles={particles}",
+            f"solver.depth_steps={steps}",
+            "solver.representation=field",
+            "training.steps=1",
+            "training.batch=1",
+        ],
+    )
+
+
+@pytest.mark.parametrize("activation, rate", [("linear", 1.0), ("relu", 0.5)])
+def test_init_variance_along_depth(activation, rate):
+    """E[H_t^2] = E[H_0^2] (1 + rate/M)^m on the grid (-> e^{rate t}), E[H_0^2] = |x|^2/d = 1."""
+    x = sphere_inputs(2, 6, seed=3)
+    path = init_paths(_init_config(activation), x, seed=0)
+    second_moment = np.mean(path[:, :, 0] ** 2, axis=1)
+    m = np.arange(M_INIT + 1)
+    exact_discrete = (1 + rate / M_INIT) ** m
+    # a variance estimated from N Gaussian samples has relative standard error sqrt(2/N); 5 sigma
+    np.testing.assert_allclose(second_moment, exact_discrete, rtol=5 * math.sqrt(2 / N_INIT))
+    # the grid value tends to e^{rate t}: the gap at t = 1 is the O(1/M) Euler error
+    assert abs(exact_discrete[-1] - math.exp(rate)) < rate**2 * math.exp(rate) / M_INIT
+
+
+def test_relu_two_input_kernel_matches_arccosine_ode():
+    """Sigma_t(x, x') of the particles = Euler recursion of the arc-cosine ODE, and that recursion
+    converges to the adaptive diffrax ODE solution (error < 1e-6 by its tolerances) at rate 1/M."""
+    config = _init_config("relu")
+    x = sphere_inputs(2, 6, seed=5)
+    path = init_paths(config, x, seed=1)
+    particle_sigma = np.stack(
+        [
+            np.mean(path[:, :, 0] ** 2, 1),
+            np.mean(path[:, :, 1] ** 2, 1),
+            np.mean(path[:, :, 0] * path[:, :, 1], 1),
+        ],
+        axis=1,
+    )
+    sigma0 = initial_sigma(x[0], x[1])
+    beta = config.model.beta_profile
+    discrete = euler_kernel(sigma0, M_INIT, activation="relu", beta=beta)
+    # standard error of a sample covariance: sqrt((s11 s22 + s12^2) / N); 5 sigma
+    se = np.sqrt((discrete[:, 0] * discrete[:, 1] + discrete[:, 2] ** 2) / N_INIT)
+    assert np.all(np.abs(particle_sigma[:, 2] - discrete[:, 2]) < 5 * se)
+    # the ODE reference: linear case against its closed form checks the solve itself to 1e-9
+    linear = ode_kernel(sigma0, np.array([0.5, 1.0]), activation="linear", beta=beta)
+    np.testing.assert_allclose(linear, np.outer(np.exp([0.5, 1.0]), sigma0), rtol=1e-9)
+    reference = ode_kernel(sigma0, np.array([1.0]), activation="relu", beta=beta)[0]
+    steps = np.array([8, 16, 32, 64, 128])
+    errors = [
+        np.abs(euler_kernel(sigma0, s, activation="relu", beta=beta)[-1] - reference).max()
+        for s in steps
+    ]
+    fit = fit_loglog(steps, errors)
+    # explicit Euler is first order: the slope is -1 up to the O(1/M^2) curvature of the error
+    assert -1.1 < fit.slope < -0.9
+
+
+@pytest.mark.parametrize("activation, rate", [("linear", 1.0), ("relu", 0.5)])
+def test_decoupled_backward_variance_at_init(activation, rate):
+    """Linear readout, decoupled: E[G_t^2] = E[V^2] (1 + rate/M)^{M-m} -> E[V^2] e^{rate (1-t)}.
+
+    G is the loss-gradient path chi * V ..., so the kernel is divided by chi^2 (chi = f^0 - y)."""
+    n, steps = 2**14, 16
+    config = load_config(
+        None,
+        [
+            f"model.activation={activation}",
+            "model.readout=linear",
+            "model.dim=4",
+            f"solver.particles={n}",
+            f"solver.depth_steps={steps}",
+            "solver.representation=field",
+            "training.steps=1",
+            "training.batch=1",
+            "data.eval_size=1",
+            "run.kernel_depths=[0.0, 0.25, 0.5, 0.75, 1.0]",
+        ],
+    )
+    x = sphere_inputs(1, 4, seed=2)
+    stream = stream_from(x[None], np.ones((1, 1, 1)), x, np.ones((1, 1)))
+    result = solve_limit(config, stream, key=jax.random.key(4))
+    chi = result.f_train[0, 0, 0] - 1.0
+    g2 = result.kernels["grad_train"][0, :, 0, 0] / chi**2
+    m = np.array(result.kernels["points"])
+    exact_discrete = (1 + rate / steps) ** (steps - m)
+    # relative standard errors sqrt(2/N) of E[V^2] and of the path variance; 6 sigma in total
+    np.testing.assert_allclose(g2, exact_discrete, rtol=6 * math.sqrt(2 / n))
+
+
+@pytest.mark.parametrize(
+    "representation, particles, seeds", [("field", 2**14, range(6)), ("weight", 1024, range(8))]
+)
+def test_first_step_decoupled_is_eta_e_minus_one(representation, particles, seeds):
+    """Decoupled NFD: f^1 = eta y ((1 + 1/M)^M - 1) on the grid, -> eta y (e - 1)."""
+    steps = 16
+    config, stream = first_step_problem(
+        particles=particles, depth_steps=steps, representation=representation, backward="decoupled"
+    )
+    gains = first_step_gain(config, stream, seeds)
+    target = (1 + 1 / steps) ** steps - 1
+    se = gains.std(ddof=1) / math.sqrt(len(gains))
+    # 4 standard errors of the seed mean
+    assert abs(gains.mean() - target) < 4 * se, (gains.mean(), target, se)
+    assert abs(target - (math.e - 1)) < math.e / steps
+
+
+def test_first_step_standard_backprop_tends_to_eta_e():
+    """Weight space with the transposed forward matrices (networks that reuse their weights):
+    f^1 = eta y (1 + 1/M)^{M-1} -> eta y e. The e/(e-1) gap to NFD does not shrink with depth."""
+    gains_by_steps = {}
+    for steps, seeds in ((4, range(8)), (32, range(8))):
+        config, stream = first_step_problem(
+            particles=1024, depth_steps=steps, representation="weight", backward="standard"
+        )
+        gains = first_step_gain(config, stream, seeds)
+        target = (1 + 1 / steps) ** (steps - 1)
+        se = gains.std(ddof=1) / math.sqrt(len(gains))
+        assert abs(gains.mean() - target) < 4 * se, (steps, gains.mean(), target, se)
+        gains_by_steps[steps] = gains.mean()
+    # deeper is closer to e, and clearly away from e - 1
+    assert abs(gains_by_steps[32] - math.e) < abs(gains_by_steps[4] - math.e) + 0.1
+    assert gains_by_steps[32] - (math.e - 1) > 0.7
+
+
+def _nonlinear_problem(particles, depth_steps, representation, *, steps=3, batch=2, eval_size=2):
+    config = load_config(
+        None,
+        [
+            "model.activation=tanh",
+            "model.dim=4",
+            "model.outputs=1",
+            "training.eta=0.8",
+            f"training.steps={steps}",
+            f"training.batch={batch}",
+            f"data.eval_size={eval_size}",
+            "data.teacher=tanh",
+            f"solver.particles={particles}",
+            f"solver.depth_steps={depth_steps}",
+            f"solver.representation={representation}",
+        ],
+    )
+    from nfd_sde import load_stream
+
+    return config, load_stream(config)
+
+
+def _eval_outputs(config, stream, seeds):
+    return np.stack(
+        [solve_limit(config, stream, key=jax.random.key(s)).f_eval[..., 0] for s in seeds]
+    )
+
+
+def test_field_and_weight_space_agree_on_nonlinear_training():
+    """Both exact representations of the decoupled noise give the same law: seed means of the
+    eval outputs over 3 SGD steps agree within 4 combined standard errors, entry by entry."""
+    config_f, stream = _nonlinear_problem(1024, 8, "field")
+    config_w, _ = _nonlinear_problem(1024, 8, "weight")
+    field = _eval_outputs(config_f, stream, range(8))
+    weight = _eval_outputs(config_w, stream, range(100, 108))
+    se = np.sqrt(field.var(0, ddof=1) / len(field) + weight.var(0, ddof=1) / len(weight))
+    z = np.abs(field.mean(0) - weight.mean(0)) / se
+    assert z.max() < 4.0, z
+    # and training moved the outputs well beyond that error (the comparison is not vacuous)
+    assert np.abs(field.mean(0)[-1] - field.mean(0)[0]).max() > 10 * se.max()
+
+
+def test_drivers_agree():
+    """diffrax and the hand-written lax.scan run the same scheme on the same noise."""
+    config, stream = _nonlinear_problem(256, 4, "field")
+    a = solve_limit(config, stream, key=jax.random.key(0))
+    b = solve_limit(config.replace(solver={"driver": "scan"}), stream, key=jax.random.key(0))
+    np.testing.assert_allclose(a.f_eval, b.f_eval, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        a.kernels["grad_train"], b.kernels["grad_train"], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_conditional_factor_grows_the_cholesky_factor():
+    """Appending rows reproduces the Cholesky factor of the whole kernel (jitter aside)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((50, 7))
+    kernel = a.T @ a / 50
+    old, slots = 4, 7
+    padded = np.eye(slots)
+    padded[:old, :old] = np.linalg.cholesky(kernel[:old, :old])
+    cross = np.zeros((3, slots))
+    cross[:, :old] = kernel[old:, :old]
+    rows, block = conditional_factor(cross, kernel[old:, old:], padded, jitter=0.0)
+    grown = append_factor_rows(padded, rows, block, old)
+    np.testing.assert_allclose(np.asarray(grown), np.linalg.cholesky(kernel), atol=1e-5)
+
+
+def test_singular_kernels_are_guarded():
+    """Frozen U makes the kernel over steps singular at t = 0 (H^k_0 = H^0_0), and repeated inputs
+    make it singular everywhere; the solve stays finite and the factor's rows are bounded."""
+    config, stream = _nonlinear_problem(512, 4, "field", steps=3, batch=2)
+    config = config.replace(training={"eta_U": 0.0})
+    x = stream.x_train.copy()
+    x[1] = x[0]  # the same minibatch twice
+    stream = stream_from(x, stream.y_train, stream.x_eval, stream.y_eval)
+    result = solve_limit(config, stream, key=jax.random.key(0))
+    assert np.all(np.isfinite(result.f_eval)) and np.all(np.isfinite(result.kernels["grad_train"]))
+
+
+def test_representation_choice_and_memory_refusal():
+    config = load_config(None, ["solver.particles=8192", "training.steps=4", "training.batch=4"])
+    assert plan_limit(config, dim=8, steps=4, batch=4, eval_size=8).representation == "field"
+    long_run = config.replace(solver={"particles": 256}, training={"steps": 400, "batch": 16})
+    assert plan_limit(long_run, dim=8, steps=400, batch=16, eval_size=8).representation == "weight"
+    standard = config.replace(solver={"backward": "standard"})
+    assert plan_limit(standard, dim=8, steps=4, batch=4, eval_size=8).representation == "weight"
+    with pytest.raises(ValueError, match="needs the weight-space representation"):
+        config.replace(solver={"backward": "standard", "representation": "field"})
+    huge = config.replace(solver={"particles": 2**20, "depth_steps": 512})
+    with pytest.raises(ValueError, match=r"needs about .* GB.*Reduce solver.particles"):
+        plan_limit(huge, dim=8, steps=4, batch=4, eval_size=8)
+
+
+@pytest.mark.slow
+def test_convergence_rates_in_particles_and_depth_steps():
+    """Nonlinear, trained U and v, B = 2, K = 3: the eval-output error against a fine reference
+    falls like N^{-1/2} (Monte Carlo) and like 1/M (weak order of the Euler scheme)."""
+    config, stream = _nonlinear_problem(2**16, 8, "field")
+    reference = _eval_outputs(config, stream, [999])[0]
+    sizes = [256, 1024, 4096]
+    errors = []
+    for n in sizes:
+        cfg = config.replace(solver={"particles": n})
+        out = _eval_outputs(cfg, stream, range(6))
+        errors.append(np.sqrt(np.mean((out - reference) ** 2)))
+    fit = fit_loglog(sizes, errors)
+    assert -0.65 < fit.slope < -0.35, (fit, errors)
+
+    ref_m = _eval_outputs(config.replace(solver={"depth_steps": 64}), stream, [7])[0]
+    depth_sizes = [2, 4, 8]
+    depth_errors = []
+    for m in depth_sizes:
+        out = _eval_outputs(config.replace(solver={"depth_steps": m}), stream, [7])[0]
+        depth_errors.append(np.sqrt(np.mean((out - ref_m) ** 2)))
+    fit_m = fit_loglog(depth_sizes, depth_errors)
+    assert -1.3 < fit_m.slope < -0.7, (fit_m, depth_errors)
