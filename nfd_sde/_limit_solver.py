@@ -184,14 +184,15 @@ class LimitSolver(eqx.Module):
         )
         g_path = sweep(terms, g_end, self.grid, reverse=True, driver=self.driver)
 
-        start = k * b
+        start = jnp.asarray(k * b, jnp.int32)
+        zero = jnp.zeros_like(start)
         new_features, new_grads = phi(h_train[:-1]), g_path[1:]
         new_state = LimitState(
             readin=state.readin
             - self.readin_rate / b * (g_path[0] @ x_batch) / math.sqrt(self.dim),
             readout=state.readout - self.readout_rate / b * (readout_feats[:, :b] @ chi),
-            features=lax.dynamic_update_slice(state.features, new_features, (0, 0, start)),
-            grads=lax.dynamic_update_slice(state.grads, new_grads, (0, 0, start)),
+            features=lax.dynamic_update_slice(state.features, new_features, (zero, zero, start)),
+            grads=lax.dynamic_update_slice(state.grads, new_grads, (zero, zero, start)),
             forward_noise=self._append(
                 state.forward_noise, state.features, new_features, white, start
             ),
@@ -228,7 +229,9 @@ class LimitSolver(eqx.Module):
             noise.factor, rows, block, start
         )
         return FieldNoise(
-            white=lax.dynamic_update_slice(noise.white, white[:, :, :b], (0, 0, start)),
+            white=lax.dynamic_update_slice(
+                noise.white, white[:, :, :b], (jnp.zeros_like(start),) * 2 + (start,)
+            ),
             factor=factor,
         )
 

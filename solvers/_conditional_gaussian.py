@@ -56,5 +56,7 @@ def append_factor_rows(
 ) -> Float[Array, "slots slots"]:
     """Write the new pairs' rows (old coefficients, then their block on the diagonal) into
     slots start..start+new of a padded factor. `rows` must be zero from column `start` on."""
-    strip = lax.dynamic_update_slice(rows, block, (0, start))
-    return lax.dynamic_update_slice(chol, strip, (start, 0))
+    start = jnp.asarray(start, jnp.int32)
+    zero = jnp.zeros_like(start)
+    strip = lax.dynamic_update_slice(rows, block, (zero, start))
+    return lax.dynamic_update_slice(chol, strip, (start, zero))

@@ -253,9 +253,10 @@ def test_representation_choice_and_memory_refusal():
 
 
 @pytest.mark.slow
-def test_convergence_rates_in_particles_and_depth_steps():
-    """Nonlinear, trained U and v, B = 2, K = 3: the eval-output error against a fine reference
-    falls like N^{-1/2} (Monte Carlo) and like 1/M (weak order of the Euler scheme)."""
+def test_convergence_rate_in_particles():
+    """Nonlinear, trained U and v, B = 2, K = 3: the eval-output error against a 2^16-particle
+    reference falls like N^{-1/2} (Monte Carlo). The 1/M rate in depth steps is tested in
+    test_limit_vs_finite.py on a problem whose depth bias dominates its Monte Carlo error."""
     config, stream = _nonlinear_problem(2**16, 8, "field")
     reference = _eval_outputs(config, stream, [999])[0]
     sizes = [256, 1024, 4096]
@@ -267,11 +268,4 @@ def test_convergence_rates_in_particles_and_depth_steps():
     fit = fit_loglog(sizes, errors)
     assert -0.65 < fit.slope < -0.35, (fit, errors)
 
-    ref_m = _eval_outputs(config.replace(solver={"depth_steps": 64}), stream, [7])[0]
-    depth_sizes = [2, 4, 8]
-    depth_errors = []
-    for m in depth_sizes:
-        out = _eval_outputs(config.replace(solver={"depth_steps": m}), stream, [7])[0]
-        depth_errors.append(np.sqrt(np.mean((out - ref_m) ** 2)))
-    fit_m = fit_loglog(depth_sizes, depth_errors)
-    assert -1.3 < fit_m.slope < -0.7, (fit_m, depth_errors)
+    print(f"particle rate: slope {fit.slope:.3f} +- {fit.slope_stderr:.3f}, errors {errors}")
