@@ -1,5 +1,7 @@
 """A uniform grid in depth time t in [0, 1], and the step index a time belongs to."""
 
+import math
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
@@ -45,5 +47,6 @@ class DepthGrid(eqx.Module):
         return jnp.clip(jnp.round(lower * self.steps).astype(jnp.int32), 0, self.steps - 1)
 
     def nearest_point(self, t: float) -> int:
-        """The grid point index closest to depth time `t` (0..steps)."""
-        return int(round(float(t) * self.steps))
+        """The grid point index closest to depth time `t` (0..steps), halves rounding up (the
+        finite network's `layer_indices` uses the same rule)."""
+        return int(math.floor(float(t) * self.steps + 0.5))
