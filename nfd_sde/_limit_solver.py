@@ -117,8 +117,7 @@ class LimitSolver(eqx.Module):
         """Forward paths H^k_m of `inputs` at step k (all grid points), and their white noise."""
         h0 = state.readin @ inputs.T / math.sqrt(self.dim)
         if self.field_space:
-            shape = (self.grid.steps, self.particles, inputs.shape[0])
-            white = jax.random.normal(jax.random.fold_in(self.forward_key, k), shape, self.dtype)
+            white = self._white(self.forward_key, k, inputs.shape[0])
             noise = state.forward_noise
         else:
             white, noise = None, self.forward_matrices
@@ -165,10 +164,7 @@ class LimitSolver(eqx.Module):
         if not self.linear_readout:
             g_end = g_end * multiplier[-1]
         if self.field_space:
-            shape = (self.grid.steps, self.particles, b)
-            back_white = jax.random.normal(
-                jax.random.fold_in(self.backward_key, k), shape, self.dtype
-            )
+            back_white = self._white(self.backward_key, k, b)
             back_noise = state.backward_noise
         else:
             back_white, back_noise = None, self.backward_matrices
@@ -209,6 +205,11 @@ class LimitSolver(eqx.Module):
             grad_train=self._kernels(g_path),
         )
         return new_state, outputs
+
+    def _white(self, key, k, pairs):
+        """Standard increments of step k's new pairs at every depth step, keyed by (key, k)."""
+        shape = (self.grid.steps, self.particles, pairs)
+        return jax.random.normal(jax.random.fold_in(key, k), shape, self.dtype)
 
     def _append(self, noise, stored, new, white, start):
         """Append the minibatch's white increments and factor rows to a field-space history."""

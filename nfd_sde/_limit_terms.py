@@ -101,6 +101,40 @@ class FieldNoise(eqx.Module):
     factor: Float[Array, "steps stored stored"]
 
 
+def _diffusion(
+    noise: FieldNoise | AbstractMatrixSource,
+    *,
+    features: Callable,
+    scale: StepScale,
+    stored: Array,
+    new_white: Array | None,
+    grid: DepthGrid,
+    jitter: float,
+):
+    """Field space: conditional Gaussian increments over the stored pairs. Weight space: the
+    step's Gaussian matrix, transposed in the backward sweep (the network's W^T)."""
+    if isinstance(noise, FieldNoise):
+        return ConditionalGaussianNoise(
+            features=features,
+            scale=scale,
+            stored_features=stored,
+            stored_white=noise.white,
+            stored_factor=noise.factor,
+            new_white=new_white,
+            grid=grid,
+            reverse=scale.reverse,
+            jitter=jitter,
+        )
+    return GaussianMatrixNoise(
+        features=features,
+        scale=scale,
+        matrices=noise,
+        grid=grid,
+        reverse=scale.reverse,
+        transpose=scale.reverse,
+    )
+
+
 def forward_terms(
     *,
     phi: Callable,
@@ -112,29 +146,17 @@ def forward_terms(
     new_white: Array | None,
     jitter: float,
 ) -> diffrax.MultiTerm:
+    """Drift and noise of the forward sweep; the noise kernel is that of phi(H_m)."""
     drift = ForwardDrift(phi, coefficients, stored_features, stored_grads, grid)
-    scale = StepScale(coefficients.beta, grid, reverse=False)
-    if isinstance(noise, FieldNoise):
-        diffusion = ConditionalGaussianNoise(
-            features=Activated(phi),
-            scale=scale,
-            stored_features=stored_features,
-            stored_white=noise.white,
-            stored_factor=noise.factor,
-            new_white=new_white,
-            grid=grid,
-            reverse=False,
-            jitter=jitter,
-        )
-    else:
-        diffusion = GaussianMatrixNoise(
-            features=Activated(phi),
-            scale=scale,
-            matrices=noise,
-            grid=grid,
-            reverse=False,
-            transpose=False,
-        )
+    diffusion = _diffusion(
+        noise,
+        features=Activated(phi),
+        scale=StepScale(coefficients.beta, grid, reverse=False),
+        stored=stored_features,
+        new_white=new_white,
+        grid=grid,
+        jitter=jitter,
+    )
     return diffrax.MultiTerm(diffrax.ODETerm(drift), diffusion)
 
 
@@ -149,27 +171,15 @@ def backward_terms(
     new_white: Array | None,
     jitter: float,
 ) -> diffrax.MultiTerm:
+    """Drift and noise of the backward sweep; the noise kernel is that of G_{m+1}."""
     drift = BackwardDrift(multiplier, coefficients, stored_features, stored_grads, grid)
-    scale = StepScale(coefficients.beta, grid, reverse=True, multiplier=multiplier)
-    if isinstance(noise, FieldNoise):
-        diffusion = ConditionalGaussianNoise(
-            features=Identity(),
-            scale=scale,
-            stored_features=stored_grads,
-            stored_white=noise.white,
-            stored_factor=noise.factor,
-            new_white=new_white,
-            grid=grid,
-            reverse=True,
-            jitter=jitter,
-        )
-    else:
-        diffusion = GaussianMatrixNoise(
-            features=Identity(),
-            scale=scale,
-            matrices=noise,
-            grid=grid,
-            reverse=True,
-            transpose=True,
-        )
+    diffusion = _diffusion(
+        noise,
+        features=Identity(),
+        scale=StepScale(coefficients.beta, grid, reverse=True, multiplier=multiplier),
+        stored=stored_grads,
+        new_white=new_white,
+        grid=grid,
+        jitter=jitter,
+    )
     return diffrax.MultiTerm(diffrax.ODETerm(drift), diffusion)
