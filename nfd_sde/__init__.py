@@ -1,6 +1,11 @@
 """nfd-sde: Neural Feature Dynamics, the infinite-width, infinite-depth limit of ResNets."""
 
 from ._activations import activation as activation, activation_derivative as activation_derivative
+from ._collapse import (
+    collapse_diagnostic as collapse_diagnostic,
+    feature_norms as feature_norms,
+    train_losses as train_losses,
+)
 from ._config import (
     Config as Config,
     DataConfig as DataConfig,
@@ -36,3 +41,10 @@ from ._profiles import (
 )
 from ._resnet import ResNet as ResNet
 from ._result import Result as Result, read_result as read_result, write_result as write_result
+from ._transfer import transfer_sweep as transfer_sweep
+from ._two_layer_plots import (
+    plot_collapse as plot_collapse,
+    plot_coordinate_check as plot_coordinate_check,
+    plot_norms as plot_norms,
+    plot_transfer as plot_transfer,
+)

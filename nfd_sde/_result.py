@@ -16,6 +16,7 @@
 
 import dataclasses
 import json
+import math
 import platform
 import resource
 import time
@@ -45,7 +46,7 @@ class Result:
     meta: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return json_ready(dataclasses.asdict(self))
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Result":
@@ -113,13 +114,17 @@ def resolved_config(config: Config) -> dict[str, Any]:
     return to_dict(config)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """Plain JSON data: arrays to lists, numpy scalars to Python numbers, non-finite numbers to
+    None (read back as NaN by `Result.from_json`)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.ndarray | jax.Array):
-        return np.asarray(value).tolist()
+        return json_ready(np.asarray(value).tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value

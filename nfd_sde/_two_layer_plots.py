@@ -1,0 +1,222 @@
+"""Figures of the two-layer diagnostics: collapse slopes, coordinate check, transfer, norms."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from ._collapse import CHANGES
+from ._transfer import CRITERIA
+
+DPI = 150
+CHANGE_LABELS = {
+    "first_layer": "first internal layer: rms Delta u_l",
+    "block_output": "block output x L: L rms s_l Delta W_{l,2} phi(u_l) / sqrt(n)",
+    "total": "total feature change: rms Delta h_L",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures (Agg canvas, no pyplot)
+
+
+def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
+    """Each change (seed mean, bars: seed std) against L, log-log; one colour per c, one line
+    style per width; the fitted slope (95% interval) in the legend."""
+    figure = _figure(1, len(CHANGES), width=5.0 * len(CHANGES))
+    colours = _colours(len(collapse["exponents"]))
+    styles = _styles(collapse["widths"])
+    for ax, name in zip(figure.axes, CHANGES):
+        for c, colour in zip(collapse["exponents"], colours):
+            for width in collapse["widths"]:
+                runs = [r for r in collapse["runs"] if r["c"] == c and r["width"] == width]
+                values = np.array([r["aggregate"][name] for r in runs])
+                fit = next(
+                    f
+                    for f in collapse["slopes"]
+                    if f["c"] == c and f["width"] == width and f["quantity"] == name
+                )
+                depths = np.array([r["depth"] for r in runs])
+                label = f"c={c:g}, n={width}: slope {fit['slope']:.3f}"
+                label += f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
+                ax.errorbar(
+                    depths,
+                    values.mean(axis=1),
+                    yerr=values.std(axis=1),
+                    fmt="o",
+                    color=colour,
+                    capsize=2,
+                )
+                ax.plot(
+                    depths,
+                    fit["prefactor"] * depths ** fit["slope"],
+                    styles[width],
+                    color=colour,
+                    label=label,
+                )
+        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="rms change")
+        _size_ticks(ax, collapse["depths"])
+        ax.set_title(CHANGE_LABELS[name], fontsize="small")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small")
+    figure.suptitle(f"Two-layer blocks: learned change after {collapse['steps']} SGD step(s)")
+    return _save(figure, path)
+
+
+def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
+    """The muP coordinate check at every step k (one colour per step): mean |h_L|, mean over
+    layers of mean |u_l| and mean |f| (rows 1-2, linear y from 0), and the same of the changes
+    since step 0 (rows 3-4, log y, step 0 omitted); against width at the largest depth (rows
+    1, 3) and against depth at the largest width (rows 2, 4). Solid: the first exponent c,
+    dashed: the last."""
+    figure = _figure(4, 3, width=14.0, height=15.0)
+    axes = np.array(figure.axes).reshape(4, 3)
+    colours = _colours(collapse["steps"] + 1)
+    exponents = collapse["exponents"]
+    shown = [(exponents[0], "-")] + ([(exponents[-1], "--")] if len(exponents) > 1 else [])
+    sweeps = [
+        ("width", max(collapse["depths"]), "depth", "width n"),
+        ("depth", max(collapse["widths"]), "width", "depth L"),
+    ]
+    names = ("|h_L|", "|u_l| (mean over l)", "|f|")
+    for row, (prefix, first_step) in enumerate((("", 0), ("d", 1))):
+        for offset, (axis, fixed, fixed_name, xlabel) in enumerate(sweeps):
+            panel_row = axes[2 * row + offset]
+            for c, style in shown:
+                runs = sorted(
+                    (r for r in collapse["runs"] if r["c"] == c and r[fixed_name] == fixed),
+                    key=lambda r: r[axis],
+                )
+                coords = [{k: np.asarray(v) for k, v in r["coordinates"].items()} for r in runs]
+                quantities = [
+                    [q[prefix + "h"][:, -1] for q in coords],
+                    [np.mean(q[prefix + "u"], axis=-1) for q in coords],
+                    [q[prefix + "f"] for q in coords],
+                ]
+                x = [r[axis] for r in runs]
+                for ax, values in zip(panel_row, quantities):
+                    values = np.array(values)  # (sizes, steps + 1)
+                    for k in range(first_step, values.shape[1]):
+                        label = f"step {k}" if c == exponents[0] else None
+                        ax.plot(x, values[:, k], style, marker="o", color=colours[k], label=label)
+            for ax, name in zip(panel_row, names):
+                name = f"mean {'change of ' if prefix else ''}{name}"
+                ax.set(xscale="log", xlabel=xlabel, ylabel=name)
+                _size_ticks(ax, collapse[f"{axis}s"])
+                if prefix:
+                    _log_if_positive(ax)
+                else:
+                    top = max(np.nanmax(line.get_ydata()) for line in ax.get_lines())
+                    ax.set_ylim(0.0, 1.15 * top)
+                ax.set_title(f"{name} ({fixed_name} {fixed})", fontsize="small")
+                ax.grid(alpha=0.3, which="both")
+    axes[0, 0].legend(fontsize="x-small")
+    styles = f"solid c={exponents[0]:g}" + (
+        f", dashed c={exponents[-1]:g}" if len(exponents) > 1 else ""
+    )
+    figure.suptitle(f"muP coordinate check: O(1) and flat across width ({styles})")
+    return _save(figure, path)
+
+
+def plot_transfer(summary: dict[str, Any], path: str | Path) -> Figure:
+    """Final loss (seed mean) against log2 learning rate: rows train / eval, one panel per c,
+    one colour per depth, one line style per width; stars mark each depth's optimum, crosses
+    (at the panel's top) learning rates where some seed diverged."""
+    exponents, widths = summary["grid"]["exponents"], summary["grid"]["widths"]
+    depths = summary["grid"]["depths"]
+    figure = _figure(len(CRITERIA), len(exponents), width=4.5 * len(exponents), height=7.5)
+    axes = np.array(figure.axes).reshape(len(CRITERIA), len(exponents))
+    colours = dict(zip(depths, _colours(len(depths))))
+    styles = _styles(widths)
+    for panel in summary["panels"]:
+        column = exponents.index(panel["c"])
+        x = np.array(panel["log2_lrs"])
+        for ax, criterion in zip(axes[:, column], CRITERIA):
+            stats = panel[criterion]
+            for i, depth in enumerate(panel["depths"]):
+                mean = np.array([np.nan if v is None else v for v in stats["mean"][i]])
+                label = f"L={depth}" + (f", n={panel['width']}" if len(widths) > 1 else "")
+                style = dict(color=colours[depth])
+                ax.plot(x, mean, styles[panel["width"]], marker="o", ms=3, label=label, **style)
+                optimum = stats["optimum_log2_lr"][i]
+                if optimum is not None:
+                    ax.plot(optimum, stats["best_loss"][i], "*", ms=12, mec="black", **style)
+                bad = x[np.array(stats["diverged"][i]) > 0]
+                top = np.full(len(bad), 0.97 - 0.03 * i)
+                ax.plot(bad, top, "x", transform=ax.get_xaxis_transform(), **style)
+            spread = stats["spread_log2_lr"]
+            spread = "n/a" if spread is None else f"{spread:g}"
+            ax.set_title(
+                f"c={panel['c']:g}: final {criterion} loss (optimum spread {spread})",
+                fontsize="small",
+            )
+    for ax, criterion in zip(axes.flat, [c for c in CRITERIA for _ in exponents]):
+        ax.set(xlabel="log2 learning rate eta", ylabel=f"final {criterion} loss")
+        _log_if_positive(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    figure.suptitle("Learning-rate transfer across depth (x: some seed diverged)")
+    return _save(figure, path)
+
+
+def plot_norms(norms: dict[str, Any], path: str | Path) -> Figure:
+    """rms of h_l against depth time l/L, at init (left) and after training (right); one colour
+    per depth, solid pre-activation, dashed post-activation."""
+    figure = _figure(1, 2, width=11.0)
+    colours = dict(zip(norms["depths"], _colours(len(norms["depths"]))))
+    styles = {"pre": "-", "post": "--"}
+    for ax, stage in zip(figure.axes, ("init", "trained")):
+        for run in norms["runs"]:
+            values = np.asarray(run[stage], float)
+            t = np.arange(len(values)) / run["depth"]
+            label = f"{run['block_order']}, L={run['depth']}"
+            ax.plot(t, values, styles[run["block_order"]], color=colours[run["depth"]], label=label)
+        ax.set(xlabel="depth time l / L", ylabel="rms of h_l", title=f"Feature norm, {stage}")
+        _log_if_positive(ax)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small", ncol=2)
+    figure.suptitle(f"Pre- vs post-activation blocks (width {norms['width']})")
+    return _save(figure, path)
+
+
+def _figure(nrows: int, ncols: int, *, width: float, height: float = 4.2) -> Figure:
+    figure = Figure(figsize=(width, height), layout="tight")
+    FigureCanvasAgg(figure)
+    figure.subplots(nrows, ncols, squeeze=False)
+    return figure
+
+
+def _save(figure: Figure, path: str | Path) -> Figure:
+    figure.savefig(path, dpi=DPI)
+    return figure
+
+
+def _colours(n: int) -> list[tuple[float, ...]]:
+    return [tuple(c) for c in colormaps["viridis"](np.linspace(0.0, 0.85, max(n, 1)))][:n]
+
+
+def _styles(widths: Sequence[int]) -> dict[int, str]:
+    cycle = ("-", "--", ":", "-.")
+    return {w: cycle[i % len(cycle)] for i, w in enumerate(sorted(widths, reverse=True))}
+
+
+def _size_ticks(ax, sizes: Sequence[int]) -> None:
+    """Integer ticks at the sizes on a log axis."""
+    ax.set_xticks(list(sizes), [str(s) for s in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _log_if_positive(ax) -> None:
+    values = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()])
+    values = values[np.isfinite(values)]
+    if values.size and np.all(values > 0):
+        ax.set_yscale("log")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
