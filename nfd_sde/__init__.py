@@ -6,6 +6,7 @@ from ._collapse import (
     feature_norms as feature_norms,
     train_losses as train_losses,
 )
+from ._compare import run_compare as run_compare, write_compare as write_compare
 from ._config import (
     Config as Config,
     DataConfig as DataConfig,
@@ -32,6 +33,7 @@ from ._limit_solver import (
     build_solver as build_solver,
     solve_limit as solve_limit,
 )
+from ._plots import plot_loss_curves as plot_loss_curves, plot_overlay as plot_overlay
 from ._profiles import (
     AbstractProfile as AbstractProfile,
     CallableProfile as CallableProfile,
@@ -39,6 +41,7 @@ from ._profiles import (
     PiecewiseLinearProfile as PiecewiseLinearProfile,
     as_profile as as_profile,
 )
+from ._report import write_report as write_report
 from ._resnet import ResNet as ResNet
 from ._result import Result as Result, read_result as read_result, write_result as write_result
 from ._transfer import transfer_sweep as transfer_sweep

@@ -3,6 +3,9 @@
     nfd-sde train [CONFIG.toml] --width N --depth L --backward standard|decoupled --out DIR
     nfd-sde solve [CONFIG.toml] --particles N --depth-steps M --out DIR
     nfd-sde demo [--out DIR] [--fast]
+    nfd-sde compare [CONFIG.toml] --widths 64,128 --depths 4,8 --seeds S --particles N
+        --depth-steps M --out DIR
+    nfd-sde report DIR
 
 Every size flag is an override of the config (`--width 64` is `--set network.width=64`), so a
 run is always described by one resolved config, which is stored in its result.json. Mistakes in
@@ -12,6 +15,7 @@ and exit status 2.
 
 import argparse
 import importlib.resources
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,12 +23,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ._compare import COMPARE_FILE, run_compare, write_compare
+from ._compare_plots import plot_compare
 from ._config import BACKWARDS, REPRESENTATIONS, load_config
 from ._data import load_stream
 from ._finite_training import train_finite
 from ._limit_solver import solve_limit
 from ._plots import plot_loss_curves, plot_overlay
+from ._report import REPORT_FILE, describe_fit, write_report
 from ._result import Result, write_result
+from ._two_layer import register as register_two_layer
 
 USAGE_ERROR = 2
 DEFAULT_CONFIG = importlib.resources.files("nfd_sde") / "configs" / "default.toml"
@@ -98,10 +106,55 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true", help="tiny sizes (seconds, for tests)")
     demo.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     demo.set_defaults(command=_demo)
+
+    compare = commands.add_parser(
+        "compare",
+        help="finite networks over a width x depth grid against the NFD limit",
+        description="Solve the NFD limit and train finite networks over a grid of widths and "
+        "depths, several seeds, both backward modes, on the same data; write DIR/compare.json "
+        "(every number, the rate fits, the config) and the figures.",
+    )
+    _add_common(compare, seed=False)
+    compare.add_argument(
+        "--widths", type=_int_list, required=True, metavar="N1,N2,...", help="widths n"
+    )
+    compare.add_argument(
+        "--depths", type=_int_list, required=True, metavar="L1,L2,...", help="depths L"
+    )
+    compare.add_argument(
+        "--seeds", type=_count, default=3, metavar="S", help="seeds per (n, L) (default 3)"
+    )
+    compare.add_argument(
+        "--particles", type=_count, metavar="N", help="limit particles (default: solver.particles)"
+    )
+    compare.add_argument(
+        "--depth-steps",
+        type=_count,
+        metavar="M",
+        help="limit depth steps (default: solver.depth_steps)",
+    )
+    compare.add_argument(
+        "--limit-seeds",
+        type=_count,
+        default=2,
+        metavar="S",
+        help="limit solves averaged into the reference; their spread is its MC error (default 2)",
+    )
+    compare.set_defaults(command=_compare)
+
+    report = commands.add_parser(
+        "report",
+        help="write DIR/report.md from DIR/compare.json",
+        description="Write DIR/report.md from a `compare` run: the figures and the fitted rates "
+        "in words.",
+    )
+    report.add_argument("directory", type=Path, help="the --out directory of `nfd-sde compare`")
+    report.set_defaults(command=_report)
+    register_two_layer(commands)
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
     parser.add_argument("config", nargs="?", type=Path, help="TOML config (default: defaults)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
@@ -112,7 +165,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.FIELD=VALUE",
         help="override a config field (repeatable), e.g. --set training.eta=0.25",
     )
-    parser.add_argument("--seed", type=int, help="run.seed: seed of the weights / particles")
+    if seed:
+        parser.add_argument("--seed", type=int, help="run.seed: seed of the weights / particles")
     parser.add_argument("--overwrite", action="store_true", help="replace a result in --out")
 
 
@@ -181,12 +235,72 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"wrote results under {out}/ and the figure {figure}")
 
 
-def _refuse_existing(out: Path, *, overwrite: bool) -> None:
+def _compare(args: argparse.Namespace) -> None:
+    config = load_config(args.config, args.overrides)
+    _refuse_existing(args.out, overwrite=args.overwrite, name=COMPARE_FILE)
+    stream = load_stream(config)
+    data = run_compare(
+        config,
+        stream,
+        widths=args.widths,
+        depths=args.depths,
+        seeds=args.seeds,
+        particles=args.particles or config.solver.particles,
+        depth_steps=args.depth_steps or config.solver.depth_steps,
+        limit_seeds=args.limit_seeds,
+        progress=True,
+    )
+    path = write_compare(data, args.out)
+    (args.out / REPORT_FILE).unlink(missing_ok=True)  # a report of an earlier run
+    figures = plot_compare(data, args.out)
+    for name, symbol in (("error_decoupled", "n"), ("error_decoupled", "L"), ("gap", "n")):
+        fit = data["fits"][name]["vs_width" if symbol == "n" else "vs_depth"]
+        quantity = "decoupled error" if name == "error_decoupled" else "standard-decoupled gap"
+        print(describe_fit(fit, quantity=quantity, symbol=symbol))
+    fit = data["fits"]["gap"]["vs_depth"]
+    print(describe_fit(fit, quantity="standard-decoupled gap", symbol="L"))
+    print(f"wrote {path} and {len(figures)} figures; `nfd-sde report {args.out}` writes the report")
+
+
+def _report(args: argparse.Namespace) -> None:
+    print(f"wrote {write_report(args.directory)}")
+
+
+_INTEGER = re.compile(r"[0-9]+")
+
+
+def _count(text: str) -> int:
+    """A strict integer >= 1 (no signs, no decimals)."""
+    text = text.strip()
+    if not _INTEGER.fullmatch(text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return int(text)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """A comma-separated list of integers >= 1, e.g. `64,128,256`."""
+    example = "give comma-separated integers >= 1, e.g. 64,128,256"
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"empty list; {example}")
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        if not _INTEGER.fullmatch(item) or int(item) < 1:
+            shown = repr(item) if item else "an empty item"
+            where = f" in {text!r}" if "," in text else ""
+            raise argparse.ArgumentTypeError(f"{shown}{where} is not an integer >= 1; {example}")
+        values.append(int(item))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a value; {example}")
+    return tuple(values)
+
+
+def _refuse_existing(out: Path, *, overwrite: bool, name: str = "result.json") -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    if (out / "result.json").exists() and not overwrite:
+    if (out / name).exists() and not overwrite:
         raise ValueError(
-            f"{str(out / 'result.json')!r} already exists; pass --overwrite to replace it "
+            f"{str(out / name)!r} already exists; pass --overwrite to replace it "
             "or choose another --out"
         )
 

@@ -28,7 +28,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from solvers._fit import fit_loglog
@@ -38,7 +37,7 @@ from ._config import Config
 from ._data import DataStream
 from ._finite_training import make_network, sgd_step
 from ._losses import example_loss
-from ._optim import mup_multipliers, scale_by_multipliers, trainable_parameters
+from ._optim import mup_multipliers, mup_sgd_from, trainable_parameters
 from ._resnet import ResNet
 
 CHANGES = ("first_layer", "block_output", "total")
@@ -105,7 +104,7 @@ def train_scan(
     `record(model, x_eval, y_eval, loss)` at steps k = 0..K (stacked on a leading axis).
     `record` is static: pass a module-level function so that calls share one compilation.
     """
-    optimizer = optax.chain(scale_by_multipliers(multipliers), optax.sgd(eta))
+    optimizer = mup_sgd_from(multipliers, eta)
     opt_state = optimizer.init(trainable_parameters(model))
     arrays, static = eqx.partition(model, eqx.is_array)
 

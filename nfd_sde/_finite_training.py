@@ -10,6 +10,9 @@ not retrace):
   along the network's own backward pass (decoupled for a decoupled network).
 * `sgd_step(model, opt_state, x, y, *, optimizer, loss, layers)`: one muP SGD step on the
   minibatch mean loss, with the outputs and kernels of the network *before* the update.
+* `mup_sgd_step(model, opt_state, x, y, multipliers, eta, *, loss, layers)`: the same step with
+  the muP SGD transformation built inside from traced multipliers and learning rate, so repeated
+  runs of the same shapes share one compilation (what `train_finite` uses).
 * `evaluate(model, x, y, *, loss, layers)`: outputs, mean loss and feature kernels.
 
 `train_finite(config, stream, *, key)` drives these over a `DataStream` and returns a `Result`.
@@ -33,7 +36,7 @@ from tqdm.auto import tqdm
 from ._config import Config
 from ._data import DataStream
 from ._losses import example_loss
-from ._optim import mup_sgd, trainable_parameters
+from ._optim import mup_multipliers, mup_sgd, mup_sgd_from, trainable_parameters
 from ._resnet import ResNet, layer_indices
 from ._result import Result, resolved_config, run_meta
 
@@ -159,6 +162,25 @@ def sgd_step(
 
 
 @eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces for `eqx.debug.get_num_traces`
+def mup_sgd_step(
+    model: ResNet,
+    opt_state: optax.OptState,
+    x: Float[Array, "batch dim"],
+    y: Float[Array, "batch outputs"],
+    multipliers: PyTree,
+    eta: Float[Array, ""],
+    *,
+    loss: str,
+    layers: tuple[int, ...],
+) -> tuple[ResNet, optax.OptState, StepRecord]:
+    """`sgd_step` with `mup_sgd_from(multipliers, eta)`; every argument but `loss` and `layers`
+    is traced, so one compilation serves all runs of the same shapes."""
+    optimizer = mup_sgd_from(multipliers, eta)
+    return sgd_step(model, opt_state, x, y, optimizer=optimizer, loss=loss, layers=layers)
+
+
+@eqx.filter_jit
 def evaluate(
     model: ResNet,
     x: Float[Array, "eval dim"],
@@ -206,7 +228,7 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
     start = time.perf_counter()
     dtype = jnp.result_type(float)
     model = make_network(config, key=key)
-    optimizer, opt_state = init_optimizer(config, model)
+    _, opt_state = init_optimizer(config, model)
     x_train = jnp.asarray(stream.x_train, dtype)
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
@@ -215,21 +237,24 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
     loss = config.training.loss
     static = dict(loss=loss, layers=layers)
 
+    multipliers = mup_multipliers(config, model)
+    eta = jnp.asarray(config.training.eta, dtype)
+
+    def train_step(model, opt_state, k):
+        return mup_sgd_step(model, opt_state, x_train[k], y_train[k], multipliers, eta, **static)
+
+    # the first step and eval compile (or reuse an earlier run's compilation of these shapes)
     compile_start = time.perf_counter()
-    step = sgd_step.lower(
-        model, opt_state, x_train[0], y_train[0], optimizer=optimizer, **static
-    ).compile()
-    evaluate_compiled = evaluate.lower(model, x_eval, y_eval, **static).compile()
+    jax.block_until_ready(evaluate(model, x_eval, y_eval, **static))
+    jax.block_until_ready(train_step(model, opt_state, 0))
     compile_time = time.perf_counter() - compile_start
 
     steps, evals = [], []
     for k in tqdm(range(stream.steps), disable=not progress, desc="finite SGD"):
-        evals.append(evaluate_compiled(model, x_eval, y_eval, **static))
-        model, opt_state, record = step(
-            model, opt_state, x_train[k], y_train[k], optimizer=optimizer, **static
-        )
+        evals.append(evaluate(model, x_eval, y_eval, **static))
+        model, opt_state, record = train_step(model, opt_state, k)
         steps.append(record)
-    evals.append(evaluate_compiled(model, x_eval, y_eval, **static))
+    evals.append(evaluate(model, x_eval, y_eval, **static))
     steps, evals = _stack(steps), _stack(evals)
     wall_time = time.perf_counter() - start
 

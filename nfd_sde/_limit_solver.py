@@ -369,7 +369,7 @@ def _solve(config, stream, key, progress, plan, solver, state):
     loss_eval = np.asarray(example_loss(loss_name, f_eval, y_eval[None])).mean(axis=-1)
     kernels = {
         "t": list(config.run.kernel_depths),
-        "points": list(solver.kernel_points),
+        "layers": list(solver.kernel_points),
         "feature_eval": np.concatenate(
             [np.stack([o.feature_eval for o in outputs]), feature_final[None]]
         ),

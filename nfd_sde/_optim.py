@@ -51,8 +51,14 @@ def scale_by_multipliers(multipliers: PyTree) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def mup_sgd_from(multipliers: PyTree, eta) -> optax.GradientTransformation:
+    """SGD with learning rate `eta` (a float or a traced scalar) and per-group `multipliers`.
+
+    Built inside a jitted function from traced `multipliers` and `eta`, one compilation serves
+    every learning rate and every network of the same shapes."""
+    return optax.chain(scale_by_multipliers(multipliers), optax.sgd(eta))
+
+
 def mup_sgd(config: Config, model: ResNet) -> optax.GradientTransformation:
     """SGD with learning rate `training.eta` and the muP multipliers of `model`'s groups."""
-    return optax.chain(
-        scale_by_multipliers(mup_multipliers(config, model)), optax.sgd(config.training.eta)
-    )
+    return mup_sgd_from(mup_multipliers(config, model), config.training.eta)

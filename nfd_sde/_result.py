@@ -6,8 +6,8 @@
   loss_train (K,)             mean loss on step k's minibatch, before its update
   loss_eval  (K+1,)           mean loss on the eval inputs at every step
   kernels    {"t": [...], "feature_eval": (K+1, D, P, P), "feature_train": (K, D, B, B),
-              "grad_train": (K, D, B, B), and the indices l = floor(t L + 1/2) as "layers"
-              (finite) or "points" (limit grid)}   at depth times t (D of them); the gradient kernel
+              "grad_train": (K, D, B, B), and "layers": the indices l = floor(t L + 1/2) of
+              the network's layers or the limit's grid points}   at depth times t (D of them); the gradient kernel
               is that of the loss-gradient paths g_l(x) = gamma0 n d ell(f(x), y) / d h_l
   config     the fully resolved config
   producer   {"kind": "finite" | "limit", plus the producer's own sizes and options}

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nfd_sde import Config, load_stream
+from nfd_sde import Config, load_config, load_stream
 from nfd_sde._activations import activation_derivative
 from nfd_sde._closed_forms import (
     backward_second_moment,
@@ -28,6 +28,7 @@ from nfd_sde._finite_training import (
     gradient_paths,
     init_optimizer,
     make_network,
+    mup_sgd_step,
     network_outputs,
     residual_stream,
     sgd_step,
@@ -565,3 +566,25 @@ def test_train_finite_result_schema(dtype):
             model, opt_state, x0, y0, optimizer=optimizer, loss="mse", layers=(0,)
         )
         np.testing.assert_allclose(result.f_eval[1], model(x_eval), rtol=rtol)
+
+
+def test_training_runs_of_one_shape_share_one_compilation():
+    """`train_finite` traces its step once per network shape: new seeds and learning rates reuse
+    it (the optimizer is built inside the step from traced multipliers and eta)."""
+    config = load_config(
+        None,
+        [
+            "network.width=12",
+            "network.depth=3",
+            "training.steps=2",
+            "training.batch=2",
+            "data.eval_size=2",
+            "model.dim=3",
+        ],
+    )
+    stream = load_stream(config)
+    train_finite(config, stream, key=jax.random.key(0))
+    before = eqx.debug.get_num_traces(mup_sgd_step)
+    train_finite(config.replace(training={"eta": 0.1}), stream, key=jax.random.key(1))
+    train_finite(config.replace(training={"eta": 2.0}), stream, key=jax.random.key(2))
+    assert eqx.debug.get_num_traces(mup_sgd_step) == before

@@ -117,7 +117,7 @@ def test_decoupled_backward_variance_at_init(activation, rate):
     result = solve_limit(config, stream, key=jax.random.key(4))
     chi = result.f_train[0, 0, 0] - 1.0
     g2 = result.kernels["grad_train"][0, :, 0, 0] / chi**2
-    m = np.array(result.kernels["points"])
+    m = np.array(result.kernels["layers"])
     exact_discrete = (1 + rate / steps) ** (steps - m)
     # relative standard errors sqrt(2/N) of E[V^2] and of the path variance; 6 sigma in total
     np.testing.assert_allclose(g2, exact_discrete, rtol=6 * math.sqrt(2 / n))
