@@ -91,6 +91,32 @@ def test_weight_space_with_network_weights_is_the_network(backward, dtype, rtol)
     assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > 1e3 * rtol * scale
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("training.loss=cross_entropy", "model.outputs=3"),
+        ("model.gamma0=2.0", "model.readout=linear", "model.activation=gelu"),
+        ("model.beta_profile=[[0, 1.5], [1, 0.5]]", "model.lr_profile=[[0, 0.5], [1, 2]]"),
+    ],
+    ids=["cross-entropy", "gamma0-linear-readout", "depth-profiles"],
+)
+def test_weight_space_matches_the_network_across_options(extra):
+    """The same exact identity for cross-entropy with 3 classes, gamma0 != 1 with a linear
+    readout (eta -> eta gamma0 and f / gamma0 in the limit), and non-constant depth profiles
+    beta(t), eta_lr(t) (read at t_{l-1} by both). float64, tolerance as above."""
+    config = _problem(40, 5, backward="decoupled", extra=("run.dtype=float64", *extra))
+    stream = load_stream(config)
+    key = jax.random.key(5)
+    finite = train_finite(config, stream, key=key)
+    with jax.enable_x64(True):
+        network = make_network(config, key=key)
+        solver, state = _limit_from_network(config, stream, network)
+        limit = solve_limit(config, stream, key=jax.random.key(0), solver=solver, state=state)
+    scale = np.abs(finite.f_eval).max()
+    np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=1e-9, atol=1e-9 * scale)
+    assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > 1e-3 * scale
+
+
 @pytest.mark.slow
 def test_decoupled_networks_approach_the_limit_as_width_grows():
     """RMS (over seeds, steps, inputs) distance of finite eval outputs to a 2^15-particle limit
