@@ -12,6 +12,7 @@ is conditioned on them (no reported quantity depends on the joint law of eval in
 steps), so they are not stored.
 """
 
+import functools
 import math
 import time
 
@@ -96,17 +97,21 @@ class LimitSolver(eqx.Module):
         """U^0 and V^0 i.i.d. N(0, 1) per particle; empty history (identity-padded factors)."""
         key_in, key_out = jax.random.split(key)
         n, m, s = self.particles, self.grid.steps, self.stored
-        zeros = jnp.zeros((m, n, s), self.dtype)
-        if self.field_space:
-            eye = jnp.broadcast_to(jnp.eye(s, dtype=self.dtype), (m, s, s))
-            forward_noise, backward_noise = FieldNoise(zeros, eye), FieldNoise(zeros, eye)
-        else:
-            forward_noise = backward_noise = None
+
+        def zeros():  # a separate buffer per field, so the state can be donated
+            return jnp.zeros((m, n, s), self.dtype)
+
+        def empty_noise():
+            return FieldNoise(zeros(), jnp.tile(jnp.eye(s, dtype=self.dtype), (m, 1, 1)))
+
+        field = self.field_space
+        forward_noise = empty_noise() if field else None
+        backward_noise = empty_noise() if field else None
         return LimitState(
             readin=jax.random.normal(key_in, (n, self.dim), self.dtype),
             readout=jax.random.normal(key_out, (n, self.outputs), self.dtype),
-            features=zeros,
-            grads=zeros,
+            features=zeros(),
+            grads=zeros(),
             forward_noise=forward_noise,
             backward_noise=backward_noise,
         )
@@ -305,8 +310,10 @@ def build_solver(
     )
 
 
-@eqx.filter_jit
+@functools.partial(eqx.filter_jit, donate="all-except-first")
 def _jit_step(solver, state, k, x_batch, y_batch, x_eval):
+    """One step; the state's buffers (the history) are donated and reused for the new state,
+    so pass fresh arrays for the per-step inputs."""
     return solver.step(state, k, x_batch, y_batch, x_eval)
 
 
@@ -326,7 +333,8 @@ def solve_limit(
 ) -> Result:
     """Solve the NFD limit through all of `stream`'s SGD steps; returns the shared Result schema.
 
-    `solver` and `state` may be given to inject noise or initial particles (cross-checks).
+    `solver` and `state` may be given to inject noise or initial particles (cross-checks); a
+    given `state` is consumed (its buffers are donated to the solve).
     """
     plan = plan_limit(
         config,
@@ -354,7 +362,9 @@ def _solve(config, stream, key, progress, plan, solver, state):
     start = time.perf_counter()
     for k in tqdm(range(steps), desc="NFD limit", unit="step", disable=not progress):
         tick = time.perf_counter()
-        state, out = _jit_step(solver, state, jnp.int32(k), x_train[k], y_train[k], x_eval)
+        state, out = _jit_step(
+            solver, state, jnp.int32(k), x_train[k], y_train[k], jnp.copy(x_eval)
+        )
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         outputs.append(jax.device_get(out))
