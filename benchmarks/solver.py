@@ -155,8 +155,8 @@ def compile_solver(sizes, particles, depth_steps, stored, representation, driver
     key_solver, key_state = jax.random.split(jax.random.key(0))
     solver = build_solver(config, stream, key=key_solver, plan=plan)
     last = stream.steps - 1
-    args = (solver, solver.init_state(key=key_state), jnp.int32(last), *_inputs(stream, last))
-    args_k0 = (solver, solver.init_state(key=key_state), jnp.int32(0), *_inputs(stream, 0))
+    args = ((solver, jnp.int32(last), *_inputs(stream, last)), solver.init_state(key=key_state))
+    args_k0 = ((solver, jnp.int32(0), *_inputs(stream, 0)), solver.init_state(key=key_state))
     compiled, compile_times = aot_compile(_jit_step, *args)
     info = {
         "particles": particles,
@@ -183,13 +183,12 @@ def compile_solver(sizes, particles, depth_steps, stored, representation, driver
 
 def _stepper(compiled, args):
     """Repeated calls of the compiled step as `solve_limit` makes them: the state is donated,
-    so each call gets the previous call's state and fresh copies of the (small) inputs."""
-    solver, state, k, *inputs = args
+    so each call gets the previous call's state."""
+    inputs, state = args
     current = [state]
 
     def call():
-        fresh = [jnp.copy(a) for a in (k, *inputs)]
-        current[0], out = compiled(solver, current[0], *fresh)
+        current[0], out = compiled(inputs, current[0])
         return out
 
     return call

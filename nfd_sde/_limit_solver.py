@@ -311,9 +311,10 @@ def build_solver(
 
 
 @functools.partial(eqx.filter_jit, donate="all-except-first")
-def _jit_step(solver, state, k, x_batch, y_batch, x_eval):
-    """One step; the state's buffers (the history) are donated and reused for the new state,
-    so pass fresh arrays for the per-step inputs."""
+def _jit_step(inputs, state):
+    """One step, `inputs = (solver, k, x_batch, y_batch, x_eval)`; the state (the history) is
+    donated, so its buffers are reused for the new state instead of copied."""
+    solver, k, x_batch, y_batch, x_eval = inputs
     return solver.step(state, k, x_batch, y_batch, x_eval)
 
 
@@ -362,9 +363,7 @@ def _solve(config, stream, key, progress, plan, solver, state):
     start = time.perf_counter()
     for k in tqdm(range(steps), desc="NFD limit", unit="step", disable=not progress):
         tick = time.perf_counter()
-        state, out = _jit_step(
-            solver, state, jnp.int32(k), x_train[k], y_train[k], jnp.copy(x_eval)
-        )
+        state, out = _jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state)
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         outputs.append(jax.device_get(out))
