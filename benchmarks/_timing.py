@@ -21,12 +21,11 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 import jax
 
-PACKAGES = ("nfd-sde", "jax", "jaxlib", "equinox", "diffrax", "optax", "numpy")
+from nfd_sde._result import package_versions
 
 
 def cpu_model() -> str | None:
@@ -49,12 +48,7 @@ def load_average() -> list[float] | None:
 
 def environment() -> dict[str, Any]:
     """Everything needed to read the numbers: device, host, versions, current load."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = package_versions()
     devices = jax.devices()
     return {
         "device": {

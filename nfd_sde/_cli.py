@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ._cli_common import add_run_arguments, refuse_existing
 from ._compare import COMPARE_FILE, run_compare, write_compare
 from ._compare_plots import plot_compare
 from ._config import BACKWARDS, REPRESENTATIONS, load_config
@@ -155,19 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
-    parser.add_argument("config", nargs="?", type=Path, help="TOML config (default: defaults)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a config field (repeatable), e.g. --set training.eta=0.25",
-    )
+    add_run_arguments(parser, example="training.eta=0.25")
     if seed:
         parser.add_argument("--seed", type=int, help="run.seed: seed of the weights / particles")
-    parser.add_argument("--overwrite", action="store_true", help="replace a result in --out")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -192,7 +183,7 @@ def _run_one(
 ) -> None:
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = load_config(args.config, overrides)
-    _refuse_existing(args.out, overwrite=args.overwrite)
+    refuse_existing(args.out, overwrite=args.overwrite)
     stream = load_stream(config)
     result = produce(config, stream, key=jax.random.key(config.run.seed), progress=True)
     path = write_result(result, args.out)
@@ -210,7 +201,7 @@ def _demo(args: argparse.Namespace) -> None:
     widths = FAST_DEMO_WIDTHS if args.fast else DEMO_WIDTHS
     runs = [(f"finite_{b}_w{w}", w, b) for b in ("decoupled", "standard") for w in widths]
     for name in ("limit", *(name for name, _, _ in runs)):
-        _refuse_existing(out / name, overwrite=args.overwrite)
+        refuse_existing(out / name, overwrite=args.overwrite)
     stream = load_stream(config)
     key_limit, key_finite = jax.random.split(jax.random.key(config.run.seed))
     print(f"demo: {stream.steps} SGD steps of batch {stream.batch}, {len(stream.x_eval)} eval")
@@ -237,7 +228,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
-    _refuse_existing(args.out, overwrite=args.overwrite, name=COMPARE_FILE)
+    refuse_existing(args.out, overwrite=args.overwrite, name=COMPARE_FILE)
     stream = load_stream(config)
     data = run_compare(
         config,
@@ -293,16 +284,6 @@ def _int_list(text: str) -> tuple[int, ...]:
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{text!r} repeats a value; {example}")
     return tuple(values)
-
-
-def _refuse_existing(out: Path, *, overwrite: bool, name: str = "result.json") -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    if (out / name).exists() and not overwrite:
-        raise ValueError(
-            f"{str(out / name)!r} already exists; pass --overwrite to replace it "
-            "or choose another --out"
-        )
 
 
 def _describe_finite(result: Result) -> str:

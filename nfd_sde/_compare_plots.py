@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ._plots import LIMIT_STYLE, _colours, _integer_ticks, _log_if_positive, _save
+from ._plots import LIMIT_STYLE, _integer_ticks, _log_if_positive, new_figure, palette, save_figure
 from ._result import Result
 
 FIGURES = {
@@ -64,7 +63,7 @@ def plot_compare(data: Mapping[str, Any], directory: str | Path) -> dict[str, Pa
 
 def plot_errors(data: Mapping[str, Any], path: str | Path) -> Figure:
     """Relative L2 error of the eval predictions to the limit, with fitted rates."""
-    figure = _figure(1, 2)
+    figure = new_figure(1, 2, height=4.4)
     grid = data["grid"]
     floor = data["limit"]["mc_error"]["f_eval_mean"]
     for ax, axis in zip(figure.axes, ("width", "depth")):
@@ -86,19 +85,19 @@ def plot_errors(data: Mapping[str, Any], path: str | Path) -> Figure:
             ylabel="||f - f_limit|| / ||f_limit||  (eval, all steps)",
         )
         _loglog(ax, grid[f"{axis}s"], plotted)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_gap(data: Mapping[str, Any], path: str | Path) -> Figure:
     """The paired gap ||f_standard - f_decoupled|| / ||f_limit|| vs n and vs L."""
-    figure = _figure(1, 2)
+    figure = new_figure(1, 2, height=4.4)
     grid = data["grid"]
     gap = data["summary"]["gap"]
     mean, se = _array(gap["mean"]), _array(gap["stderr"])
     for ax, axis in zip(figure.axes, ("width", "depth")):
         other = "depth" if axis == "width" else "width"
         for j, (value, colour) in enumerate(
-            zip(grid[f"{other}s"], _colours(len(grid[f"{other}s"])))
+            zip(grid[f"{other}s"], palette(len(grid[f"{other}s"])))
         ):
             m = mean[:, j] if axis == "width" else mean[j, :]
             s = se[:, j] if axis == "width" else se[j, :]
@@ -114,12 +113,12 @@ def plot_gap(data: Mapping[str, Any], path: str | Path) -> Figure:
             ylabel="||f_standard - f_decoupled|| / ||f_limit||",
         )
         _loglog(ax, grid[f"{axis}s"], mean)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_scaling(data: Mapping[str, Any], path: str | Path) -> Figure:
     """Final eval loss vs n (largest L) and vs L (largest n); the NFD loss as the asymptote."""
-    figure = _figure(1, 2)
+    figure = new_figure(1, 2, height=4.4)
     grid, limit = data["grid"], data["limit"]
     nfd = float(_array(limit["loss_eval"])[-1])
     band = limit["mc_error"]["loss_eval_final_stderr"]
@@ -138,18 +137,18 @@ def plot_scaling(data: Mapping[str, Any], path: str | Path) -> Figure:
         ax.set_xscale("log", base=2)
         ax.set_xticks(grid[f"{axis}s"], [str(v) for v in grid[f"{axis}s"]])
         _finish(ax)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_compare_losses(data: Mapping[str, Any], path: str | Path) -> Figure:
     """Train and eval loss curves: seed means at the largest L over the limit's curves."""
-    figure = _figure(1, 2)
+    figure = new_figure(1, 2, height=4.4)
     grid, limit = data["grid"], data["limit"]
     depth = grid["depths"][-1]
     for ax, name in zip(figure.axes, ("loss_train", "loss_eval")):
         limit_curve = _array(limit[name])
         ax.plot(np.arange(len(limit_curve)), limit_curve, label="NFD limit", **LIMIT_STYLE)
-        for i, (width, colour) in enumerate(zip(grid["widths"], _colours(len(grid["widths"])))):
+        for i, (width, colour) in enumerate(zip(grid["widths"], palette(len(grid["widths"])))):
             for mode in grid["modes"]:
                 curve = _array(data["summary"][mode][name]["mean"])[i, -1]
                 style = MODE_STYLE[mode]
@@ -171,16 +170,16 @@ def plot_compare_losses(data: Mapping[str, Any], path: str | Path) -> Figure:
         _log_if_positive(ax)
         _integer_ticks(ax)
         _finish(ax)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_compare_kernels(data: Mapping[str, Any], path: str | Path) -> Figure:
     """Top: kernels along depth t, finite (largest L, seed means) vs limit. Bottom: relative
     Frobenius error per depth over all steps and input pairs."""
-    figure = _figure(2, 2)
+    figure = new_figure(2, 2, height=8.8)
     grid, limit = data["grid"], data["limit"]
     depth = grid["depths"][-1]
-    colours = dict(zip(grid["widths"], _colours(len(grid["widths"]))))
+    colours = dict(zip(grid["widths"], palette(len(grid["widths"]))))
     mc = limit["mc_error"]["kernels_single"]
     for column, name in enumerate(KERNEL_TITLES):
         top, bottom = figure.axes[column], figure.axes[2 + column]
@@ -211,7 +210,7 @@ def plot_compare_kernels(data: Mapping[str, Any], path: str | Path) -> Figure:
         bottom.set_yscale("log")
         for ax in (top, bottom):
             _finish(ax)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_kernels_along_depth(
@@ -219,17 +218,17 @@ def plot_kernels_along_depth(
 ) -> Figure:
     """Feature kernel after training and gradient kernel of the last step along depth t: the
     limit (black; grey dotted: before training) against finite networks."""
-    figure = _figure(1, 2)
+    figure = new_figure(1, 2, height=4.4)
     limit_t = _result_times(limit)
     for ax, name in zip(figure.axes, KERNEL_TITLES):
         before = _array(limit.kernels[name])[:1] if name == "feature_eval" else None
         _kernel_profiles(ax, name, limit_t, _array(limit.kernels[name]), before)
-        for (label, result), colour in zip(finite.items(), _colours(len(finite))):
+        for (label, result), colour in zip(finite.items(), palette(len(finite))):
             profile = _profile(name, _array(result.kernels[name]))
             ax.plot(_result_times(result), profile, "o-", color=colour, label=label)
         ax.set(title=KERNEL_TITLES[name], xlabel="depth time t", ylabel="mean diagonal")
         _finish(ax)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _kernel_profiles(ax: Axes, name, t, kernels, before) -> None:
@@ -305,13 +304,6 @@ def _loglog(ax: Axes, sizes, values) -> None:
 def _finish(ax: Axes) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
-
-
-def _figure(nrows: int, ncols: int) -> Figure:
-    figure = Figure(figsize=(6.0 * ncols, 4.4 * nrows), layout="tight")
-    FigureCanvasAgg(figure)
-    figure.subplots(nrows, ncols)
-    return figure
 
 
 def _array(values) -> np.ndarray:

@@ -22,9 +22,9 @@ LIMIT_STYLE = dict(color="black", linewidth=3.0, zorder=3)
 def plot_loss_curves(results: Mapping[str, Result], path: str | Path) -> Figure:
     """Train loss (minibatch of step k, before its update) and eval loss (after k steps) against
     the SGD step, one line per result; log y when every value is positive."""
-    figure = _figure(ncols=2, width=10.0)
+    figure = new_figure(1, 2, width=10.0)
     train_ax, eval_ax = figure.axes
-    colours = _colours(len(results))
+    colours = palette(len(results))
     for (name, result), colour in zip(results.items(), colours):
         loss_train, loss_eval = np.asarray(result.loss_train), np.asarray(result.loss_eval)
         train_ax.plot(np.arange(len(loss_train)), loss_train, "o-", color=colour, label=name)
@@ -38,7 +38,7 @@ def plot_loss_curves(results: Mapping[str, Result], path: str | Path) -> Figure:
         _integer_ticks(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) -> Figure:
@@ -49,7 +49,7 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
     prediction; the limit at step 0 is shown dotted for scale. Right: RMS distance between each
     network's eval predictions and the limit's, against the step.
     """
-    figure = _figure(ncols=3, width=15.0)
+    figure = new_figure(1, 3, width=15.0)
     loss_ax, pred_ax, gap_ax = figure.axes
     f_limit = np.asarray(limit.f_eval)[..., 0]  # (steps + 1, eval)
     steps = np.arange(f_limit.shape[0])
@@ -97,22 +97,27 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
         ax.legend(fontsize="small")
     for ax in figure.axes:
         _integer_ticks(ax)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def _figure(*, ncols: int, width: float) -> Figure:
-    figure = Figure(figsize=(width, 4.2), layout="tight")
+def new_figure(
+    nrows: int, ncols: int, *, width: float | None = None, height: float | None = None
+) -> Figure:
+    """A figure on the Agg canvas (no pyplot state) with an nrows x ncols grid of axes, read
+    back as the flat list `figure.axes`; default size 6 x 4.2 inches per panel."""
+    figure = Figure(figsize=(width or 6.0 * ncols, height or 4.2 * nrows), layout="tight")
     FigureCanvasAgg(figure)
-    figure.subplots(1, ncols)
+    figure.subplots(nrows, ncols, squeeze=False)
     return figure
 
 
-def _save(figure: Figure, path: str | Path) -> Figure:
+def save_figure(figure: Figure, path: str | Path) -> Figure:
     figure.savefig(path, dpi=DPI)
     return figure
 
 
-def _colours(n: int) -> list[tuple[float, ...]]:
+def palette(n: int) -> list[tuple[float, ...]]:
+    """n colours from the viridis map (its light end left out, for white backgrounds)."""
     return [tuple(c) for c in colormaps["viridis"](np.linspace(0.0, 0.85, max(n, 1)))][:n]
 
 
@@ -123,8 +128,8 @@ def _colours_by_width(results: Iterable[Result]) -> list[tuple[float, ...]]:
         for i, result in enumerate(results)
     ]
     unique = sorted(set(keys))
-    palette = dict(zip(unique, _colours(len(unique))))
-    return [palette[k] for k in keys]
+    by_key = dict(zip(unique, palette(len(unique))))
+    return [by_key[k] for k in keys]
 
 
 def _linestyle(result: Result) -> str:

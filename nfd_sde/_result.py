@@ -88,14 +88,20 @@ def peak_memory_bytes() -> dict[str, int | None]:
     return {"host_peak_bytes": host, "device_peak_bytes": stats.get("peak_bytes_in_use")}
 
 
-def run_meta(config: Config, *, wall_time: float, **extra: Any) -> dict[str, Any]:
-    """Seed, device, versions, timing and memory, so every number can be reproduced."""
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of this package and the JAX stack (None where absent)."""
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def run_meta(config: Config, *, wall_time: float, **extra: Any) -> dict[str, Any]:
+    """Seed, device, versions, timing and memory, so every number can be reproduced."""
+    versions = package_versions()
     device = jax.devices()[0]
     return {
         "seed": config.run.seed,

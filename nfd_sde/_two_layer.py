@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._cli_common import add_run_arguments, refuse_existing
 from ._collapse import BLOCK_ORDERS, collapse_diagnostic, feature_norms
 from ._config import load_config, to_dict
 from ._data import load_stream
@@ -73,18 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser, *, seeds: int) -> None:
-    parser.add_argument("config", nargs="?", type=Path, help="TOML config (default: defaults)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a config field (repeatable), e.g. --set training.steps=100",
-    )
+    add_run_arguments(parser, example="training.steps=100")
     parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds (default {seeds})")
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results")
 
 
 def _collapse(args: argparse.Namespace) -> None:
@@ -92,7 +83,7 @@ def _collapse(args: argparse.Namespace) -> None:
     config = config.replace(model={"block": "two_layer"})
     depths, exponents = parse_ints(args.depths, "--depths"), parse_floats(args.c, "--c")
     widths = parse_ints(args.widths, "--widths") if args.widths else [config.network.width]
-    _refuse_existing(args.out / "collapse.json", overwrite=args.overwrite)
+    refuse_existing(args.out, overwrite=args.overwrite, name="collapse.json")
     start = time.perf_counter()
     result = collapse_diagnostic(
         config,
@@ -149,7 +140,7 @@ def _transfer(args: argparse.Namespace) -> None:
 def _norms(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
     depths = parse_ints(args.depths, "--depths")
-    _refuse_existing(args.out / "norms.json", overwrite=args.overwrite)
+    refuse_existing(args.out, overwrite=args.overwrite, name="norms.json")
     start = time.perf_counter()
     result = feature_norms(
         config,
@@ -217,15 +208,6 @@ def _items(text: str, flag: str) -> list[str]:
     if not items or any(not item for item in items):
         raise ValueError(f"{flag}: {text!r} has an empty item; give e.g. 4,8,16")
     return items
-
-
-def _refuse_existing(path: Path, *, overwrite: bool) -> None:
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(f"--out {str(path.parent)!r} exists and is not a directory")
-    if path.exists() and not overwrite:
-        raise ValueError(
-            f"{str(path)!r} already exists; pass --overwrite to replace it or choose another --out"
-        )
 
 
 def _write(path: Path, result: dict[str, Any], config, start: float) -> Path:

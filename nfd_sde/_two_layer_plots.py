@@ -5,15 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from ._collapse import CHANGES
+from ._plots import new_figure, palette, save_figure
 from ._transfer import CRITERIA
 
-DPI = 150
 CHANGE_LABELS = {
     "first_layer": "first internal layer: rms Delta u_l",
     "block_output": "block output x L: L rms s_l Delta W_{l,2} phi(u_l) / sqrt(n)",
@@ -28,8 +26,8 @@ CHANGE_LABELS = {
 def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
     """Each change (seed mean, bars: seed std) against L, log-log; one colour per c, one line
     style per width; the fitted slope (95% interval) in the legend."""
-    figure = _figure(1, len(CHANGES), width=5.0 * len(CHANGES))
-    colours = _colours(len(collapse["exponents"]))
+    figure = new_figure(1, len(CHANGES), width=5.0 * len(CHANGES))
+    colours = palette(len(collapse["exponents"]))
     styles = _styles(collapse["widths"])
     for ax, name in zip(figure.axes, CHANGES):
         for c, colour in zip(collapse["exponents"], colours):
@@ -65,7 +63,7 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="x-small")
     figure.suptitle(f"Two-layer blocks: learned change after {collapse['steps']} SGD step(s)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
@@ -74,9 +72,9 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
     since step 0 (rows 3-4, log y, step 0 omitted); against width at the largest depth (rows
     1, 3) and against depth at the largest width (rows 2, 4). Solid: the first exponent c,
     dashed: the last."""
-    figure = _figure(4, 3, width=14.0, height=15.0)
+    figure = new_figure(4, 3, width=14.0, height=15.0)
     axes = np.array(figure.axes).reshape(4, 3)
-    colours = _colours(collapse["steps"] + 1)
+    colours = palette(collapse["steps"] + 1)
     exponents = collapse["exponents"]
     shown = [(exponents[0], "-")] + ([(exponents[-1], "--")] if len(exponents) > 1 else [])
     sweeps = [
@@ -120,7 +118,7 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
         f", dashed c={exponents[-1]:g}" if len(exponents) > 1 else ""
     )
     figure.suptitle(f"muP coordinate check: O(1) and flat across width ({styles})")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_transfer(summary: dict[str, Any], path: str | Path) -> Figure:
@@ -129,9 +127,9 @@ def plot_transfer(summary: dict[str, Any], path: str | Path) -> Figure:
     (at the panel's top) learning rates where some seed diverged."""
     exponents, widths = summary["grid"]["exponents"], summary["grid"]["widths"]
     depths = summary["grid"]["depths"]
-    figure = _figure(len(CRITERIA), len(exponents), width=4.5 * len(exponents), height=7.5)
+    figure = new_figure(len(CRITERIA), len(exponents), width=4.5 * len(exponents), height=7.5)
     axes = np.array(figure.axes).reshape(len(CRITERIA), len(exponents))
-    colours = dict(zip(depths, _colours(len(depths))))
+    colours = dict(zip(depths, palette(len(depths))))
     styles = _styles(widths)
     for panel in summary["panels"]:
         column = exponents.index(panel["c"])
@@ -161,14 +159,14 @@ def plot_transfer(summary: dict[str, Any], path: str | Path) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     figure.suptitle("Learning-rate transfer across depth (x: some seed diverged)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_norms(norms: dict[str, Any], path: str | Path) -> Figure:
     """rms of h_l against depth time l/L, at init (left) and after training (right); one colour
     per depth, solid pre-activation, dashed post-activation."""
-    figure = _figure(1, 2, width=11.0)
-    colours = dict(zip(norms["depths"], _colours(len(norms["depths"]))))
+    figure = new_figure(1, 2, width=11.0)
+    colours = dict(zip(norms["depths"], palette(len(norms["depths"]))))
     styles = {"pre": "-", "post": "--"}
     for ax, stage in zip(figure.axes, ("init", "trained")):
         for run in norms["runs"]:
@@ -181,23 +179,7 @@ def plot_norms(norms: dict[str, Any], path: str | Path) -> Figure:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="x-small", ncol=2)
     figure.suptitle(f"Pre- vs post-activation blocks (width {norms['width']})")
-    return _save(figure, path)
-
-
-def _figure(nrows: int, ncols: int, *, width: float, height: float = 4.2) -> Figure:
-    figure = Figure(figsize=(width, height), layout="tight")
-    FigureCanvasAgg(figure)
-    figure.subplots(nrows, ncols, squeeze=False)
-    return figure
-
-
-def _save(figure: Figure, path: str | Path) -> Figure:
-    figure.savefig(path, dpi=DPI)
-    return figure
-
-
-def _colours(n: int) -> list[tuple[float, ...]]:
-    return [tuple(c) for c in colormaps["viridis"](np.linspace(0.0, 0.85, max(n, 1)))][:n]
+    return save_figure(figure, path)
 
 
 def _styles(widths: Sequence[int]) -> dict[int, str]:
@@ -216,7 +198,3 @@ def _log_if_positive(ax) -> None:
     values = values[np.isfinite(values)]
     if values.size and np.all(values > 0):
         ax.set_yscale("log")
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
