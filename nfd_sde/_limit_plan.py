@@ -67,11 +67,3 @@ def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: i
             "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
         )
     return plan
-
-
-def describe(plan: LimitPlan) -> str:
-    ratio = plan.cost_field / max(plan.cost_weight, 1.0)
-    return (
-        f"{plan.representation} space (field/weight cost ratio {ratio:.2g}, "
-        f"~{plan.gigabytes:.2f} GB, {plan.stored_pairs} stored pairs)"
-    )
