@@ -57,14 +57,26 @@ def forward_second_moment(
 
 
 def backward_second_moment(
-    t: float | np.ndarray, *, depth: int | None = None, beta: float = 1.0
+    t: float | np.ndarray,
+    *,
+    depth: int | None = None,
+    beta: float = 1.0,
+    activation: str = "linear",
 ) -> np.ndarray:
-    """E[g_t^2] / E[v^2] at init for linear phi and a linear readout: (1 + beta^2/L)^(L - tL),
-    e^{beta^2 (1 - t)} in the limit (either backward mode)."""
+    """E[g_t^2] / E[v^2] at init with a linear readout: (1 + c beta^2/L)^(L - tL),
+    e^{c beta^2 (1 - t)} in the limit (either backward mode), c = E[phi'(h)^2] = 1 (linear),
+    1/2 (ReLU): each layer adds phi'(h_{l-1}) times noise of variance beta^2 E[g_l^2] / L that is
+    independent of it, so E[g_{l-1}^2] = (1 + c beta^2 / L) E[g_l^2]."""
+    rate = {"linear": 1.0, "relu": 0.5}.get(activation)
+    if rate is None:
+        raise ValueError(
+            f"closed forms exist for activation in ('linear', 'relu'), not {activation!r}"
+        )
+    rate *= beta**2
     t = np.asarray(t, dtype=float)
     if depth is None:
-        return np.exp(beta**2 * (1.0 - t))
-    return (1.0 + beta**2 / depth) ** (depth - np.rint(t * depth))
+        return np.exp(rate * (1.0 - t))
+    return (1.0 + rate / depth) ** (depth - np.rint(t * depth))
 
 
 def first_step_change(

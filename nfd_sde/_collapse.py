@@ -15,7 +15,7 @@ steps and fits their exponents in L; it also records the muP coordinate check (m
 post-activation blocks.
 
 `train_scan` is the training loop these diagnostics (and the transfer sweep) share: the steps of
-`sgd_step` under one `lax.scan`, with the learning rate and the muP multipliers traced, so one
+`mup_sgd_step` under one `lax.scan`, with the learning rate and the muP multipliers traced, so one
 compilation per (width, depth) serves every learning rate, exponent and seed.
 """
 
@@ -35,7 +35,7 @@ from solvers._fit import fit_loglog
 from ._activations import activation
 from ._config import Config
 from ._data import DataStream
-from ._finite_training import make_network, sgd_step
+from ._finite_training import make_network, mup_sgd_step
 from ._losses import example_loss
 from ._optim import mup_multipliers, mup_sgd_from, trainable_parameters
 from ._resnet import ResNet
@@ -98,22 +98,21 @@ def train_scan(
     loss: str,
     record: Callable[..., PyTree],
 ) -> tuple[ResNet, Float[Array, " steps"], PyTree]:
-    """SGD steps (`sgd_step`, muP SGD of `mup_sgd` with `eta` traced) over the minibatches.
+    """SGD steps (`mup_sgd_step`: multipliers and `eta` traced) over the minibatches.
 
     Returns the trained model, each step's minibatch loss before its update, and
     `record(model, x_eval, y_eval, loss)` at steps k = 0..K (stacked on a leading axis).
     `record` is static: pass a module-level function so that calls share one compilation.
     """
-    optimizer = mup_sgd_from(multipliers, eta)
-    opt_state = optimizer.init(trainable_parameters(model))
+    opt_state = mup_sgd_from(multipliers, eta).init(trainable_parameters(model))
     arrays, static = eqx.partition(model, eqx.is_array)
 
     def step(carry, batch):
         arrays, opt_state = carry
         model = eqx.combine(arrays, static)
         seen = record(model, x_eval, y_eval, loss)
-        model, opt_state, rec = sgd_step(
-            model, opt_state, *batch, optimizer=optimizer, loss=loss, layers=(0,)
+        model, opt_state, rec = mup_sgd_step(
+            model, opt_state, *batch, multipliers, eta, loss=loss, layers=(0,)
         )
         return (eqx.filter(model, eqx.is_array), opt_state), (rec.loss, seen)
 

@@ -228,7 +228,6 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
     start = time.perf_counter()
     dtype = jnp.result_type(float)
     model = make_network(config, key=key)
-    _, opt_state = init_optimizer(config, model)
     x_train = jnp.asarray(stream.x_train, dtype)
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
@@ -239,6 +238,7 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
 
     multipliers = mup_multipliers(config, model)
     eta = jnp.asarray(config.training.eta, dtype)
+    opt_state = mup_sgd_from(multipliers, eta).init(trainable_parameters(model))
 
     def train_step(model, opt_state, k):
         return mup_sgd_step(model, opt_state, x_train[k], y_train[k], multipliers, eta, **static)

@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 
 from nfd_sde import load_config
+from nfd_sde._closed_forms import (
+    backward_second_moment,
+    first_step_change,
+    forward_second_moment,
+)
 from nfd_sde._limit_plan import plan_limit
 from nfd_sde._limit_solver import solve_limit
 from nfd_sde._reference_kernels import euler_kernel, initial_sigma, ode_kernel
@@ -43,18 +48,20 @@ def _init_config(activation, *, particles=N_INIT, steps=M_INIT):
     )
 
 
-@pytest.mark.parametrize("activation, rate", [("linear", 1.0), ("relu", 0.5)])
-def test_init_variance_along_depth(activation, rate):
-    """E[H_t^2] = E[H_0^2] (1 + rate/M)^m on the grid (-> e^{rate t}), E[H_0^2] = |x|^2/d = 1."""
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_init_variance_along_depth(activation):
+    """E[H_t^2] = E[H_0^2] (1 + r/M)^m on the grid (-> e^{r t}), r = 1 (linear), 1/2 (ReLU),
+    E[H_0^2] = |x|^2/d = 1."""
     x = sphere_inputs(2, 6, seed=3)
     path = init_paths(_init_config(activation), x, seed=0)
     second_moment = np.mean(path[:, :, 0] ** 2, axis=1)
-    m = np.arange(M_INIT + 1)
-    exact_discrete = (1 + rate / M_INIT) ** m
+    t = np.arange(M_INIT + 1) / M_INIT
+    exact_discrete = forward_second_moment(t, activation=activation, depth=M_INIT)
     # a variance estimated from N Gaussian samples has relative standard error sqrt(2/N); 5 sigma
     np.testing.assert_allclose(second_moment, exact_discrete, rtol=5 * math.sqrt(2 / N_INIT))
-    # the grid value tends to e^{rate t}: the gap at t = 1 is the O(1/M) Euler error
-    assert abs(exact_discrete[-1] - math.exp(rate)) < rate**2 * math.exp(rate) / M_INIT
+    # the grid value tends to e^{r t}: the gap at t = 1 is the O(1/M) Euler error, < r^2 e^r / M
+    continuum = forward_second_moment(1.0, activation=activation)
+    assert abs(exact_discrete[-1] - continuum) < np.log(continuum) ** 2 * continuum / M_INIT
 
 
 def test_relu_two_input_kernel_matches_arccosine_ode():
@@ -91,9 +98,9 @@ def test_relu_two_input_kernel_matches_arccosine_ode():
     assert -1.1 < fit.slope < -0.9
 
 
-@pytest.mark.parametrize("activation, rate", [("linear", 1.0), ("relu", 0.5)])
-def test_decoupled_backward_variance_at_init(activation, rate):
-    """Linear readout, decoupled: E[G_t^2] = E[V^2] (1 + rate/M)^{M-m} -> E[V^2] e^{rate (1-t)}.
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_decoupled_backward_variance_at_init(activation):
+    """Linear readout, decoupled: E[G_t^2] = E[V^2] (1 + r/M)^{M-m} -> E[V^2] e^{r (1-t)}.
 
     G is the loss-gradient path chi * V ..., so the kernel is divided by chi^2 (chi = f^0 - y)."""
     n, steps = 2**14, 16
@@ -118,7 +125,7 @@ def test_decoupled_backward_variance_at_init(activation, rate):
     chi = result.f_train[0, 0, 0] - 1.0
     g2 = result.kernels["grad_train"][0, :, 0, 0] / chi**2
     m = np.array(result.kernels["layers"])
-    exact_discrete = (1 + rate / steps) ** (steps - m)
+    exact_discrete = backward_second_moment(m / steps, depth=steps, activation=activation)
     # relative standard errors sqrt(2/N) of E[V^2] and of the path variance; 6 sigma in total
     np.testing.assert_allclose(g2, exact_discrete, rtol=6 * math.sqrt(2 / n))
 
@@ -133,11 +140,11 @@ def test_first_step_decoupled_is_eta_e_minus_one(representation, particles, seed
         particles=particles, depth_steps=steps, representation=representation, backward="decoupled"
     )
     gains = first_step_gain(config, stream, seeds)
-    target = (1 + 1 / steps) ** steps - 1
+    target = first_step_change("decoupled", eta=1.0, depth=steps)
     se = gains.std(ddof=1) / math.sqrt(len(gains))
     # 4 standard errors of the seed mean
     assert abs(gains.mean() - target) < 4 * se, (gains.mean(), target, se)
-    assert abs(target - (math.e - 1)) < math.e / steps
+    assert abs(target - first_step_change("decoupled", eta=1.0)) < math.e / steps
 
 
 def test_first_step_standard_backprop_tends_to_eta_e():
@@ -149,13 +156,14 @@ def test_first_step_standard_backprop_tends_to_eta_e():
             particles=1024, depth_steps=steps, representation="weight", backward="standard"
         )
         gains = first_step_gain(config, stream, seeds)
-        target = (1 + 1 / steps) ** (steps - 1)
+        target = first_step_change("standard", eta=1.0, depth=steps)
         se = gains.std(ddof=1) / math.sqrt(len(gains))
         assert abs(gains.mean() - target) < 4 * se, (steps, gains.mean(), target, se)
         gains_by_steps[steps] = gains.mean()
     # deeper is closer to e, and clearly away from e - 1
-    assert abs(gains_by_steps[32] - math.e) < abs(gains_by_steps[4] - math.e) + 0.1
-    assert gains_by_steps[32] - (math.e - 1) > 0.7
+    standard, decoupled = (first_step_change(b, eta=1.0) for b in ("standard", "decoupled"))
+    assert abs(gains_by_steps[32] - standard) < abs(gains_by_steps[4] - standard) + 0.1
+    assert gains_by_steps[32] - decoupled > 0.7
 
 
 def _nonlinear_problem(particles, depth_steps, representation, *, steps=3, batch=2, eval_size=2):
