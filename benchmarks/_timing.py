@@ -10,8 +10,11 @@
   kernels (Cholesky, eigh, triangular solves) call through scipy.
 * `memory_of(compiled)`: XLA's static memory analysis of one executable, plus the device's
   peak (where the backend reports one) and the process's peak RSS.
+* `parse_args`, `write_outputs`, `table`, `ms`, `header`: the command line every script takes
+  (`--quick`, `--out`) and how each writes what it measured (JSON, markdown).
 """
 
+import argparse
 import contextlib
 import ctypes
 import dataclasses
@@ -21,11 +24,13 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 
-from nfd_sde._result import package_versions
+from nfd_sde.experiments import write_json, write_text
+from nfd_sde.model import package_versions
 
 
 def cpu_model() -> str | None:
@@ -214,4 +219,63 @@ def memory_of(compiled) -> dict[str, int | None]:
         device_stats = {}
     out["device_peak_bytes"] = device_stats.get("peak_bytes_in_use")
     out["host_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line and output
+
+
+def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """`--quick` (tiny sizes: checks the script runs) and `--out DIR`, for every script."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script runs")
+    parser.add_argument(
+        "--out", default="benchmarks/results/", help="output folder (default: %(default)s)"
+    )
+    return parser.parse_args(argv)
+
+
+def start(env: dict[str, Any]) -> None:
+    """Print where the run happens, before any timing."""
+    print(
+        f"device {env['device']['platform']} ({env['device']['kind']}), CPU "
+        f"{env['host']['cpu_model']} x {env['host']['cpu_cores']} cores, jax "
+        f"{env['versions']['jax']}, load average {env['load_average_start']}",
+        flush=True,
+    )
+
+
+def header(env: dict[str, Any], sizes: dict[str, Any], total_s: float) -> list[str]:
+    """The lines that open every report: device, host load, versions, sizes, wall time."""
+    shown = ", ".join(f"{k}={v}" for k, v in sizes.items() if not isinstance(v, list | tuple))
+    return [
+        f"device: {env['device']['platform']} ({env['device']['kind']}); CPU "
+        f"{env['host']['cpu_model']}, {env['host']['cpu_cores']} cores; load average "
+        f"{env['load_average_start']} -> {env.get('load_average_end')}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        f"sizes: {shown}; float32, decoupled backward, ReLU; total wall {total_s:.0f} s",
+    ]
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds with 3 significant digits below 10 ms, whole ones above."""
+    return f"{seconds * 1e3:.3g}" if seconds < 1e-2 else f"{seconds * 1e3:.0f}"
+
+
+def table(header_row: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header_row) + " |", "|" + "---|" * len(header_row)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_outputs(out: str | Path, name: str, results: dict[str, Any], text: str) -> Path:
+    """Print the report and write `OUT/NAME.json` (every raw number) and `OUT/NAME.md` (the
+    report), each through the package's one atomic writer. Returns OUT."""
+    print("\n" + text)
+    out = Path(out)
+    write_json(out / f"{name}.json", results)
+    write_text(out / f"{name}.md", text + "\n")
+    print(f"\nwrote {out / name}.json and {name}.md", flush=True)
     return out

@@ -1,5 +1,6 @@
 """Generic numerics for particle systems in depth time: depth grids, conditional Gaussian noise,
-forward/backward sweeps, rate fits. Knows nothing about ResNets."""
+Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits. Knows nothing about
+ResNets."""
 
 from ._conditional_gaussian import (
     append_factor_rows as append_factor_rows,
@@ -7,15 +8,36 @@ from ._conditional_gaussian import (
     guarded_cholesky as guarded_cholesky,
 )
 from ._depth_grid import DepthGrid as DepthGrid
+from ._depth_terms import (
+    AbstractDepthTerm as AbstractDepthTerm,
+    DepthInterval as DepthInterval,
+    signed_root as signed_root,
+)
 from ._fit import RateFit as RateFit, fit_loglog as fit_loglog
+from ._gaussian_products import (
+    AbstractGaussianProduct as AbstractGaussianProduct,
+    ConditionalGaussianProduct as ConditionalGaussianProduct,
+    MatrixProduct as MatrixProduct,
+)
 from ._matrices import (
     AbstractMatrixSource as AbstractMatrixSource,
     KeyedGaussianMatrices as KeyedGaussianMatrices,
     StoredMatrices as StoredMatrices,
 )
-from ._noise_terms import (
-    ConditionalGaussianNoise as ConditionalGaussianNoise,
-    GaussianMatrixNoise as GaussianMatrixNoise,
-)
 from ._particles import particle_gram as particle_gram
-from ._sweep import DRIVERS as DRIVERS, sweep as sweep
+from ._representations import (
+    REPRESENTATIONS as REPRESENTATIONS,
+    AbstractRepresentation as AbstractRepresentation,
+    FieldNoise as FieldNoise,
+    FieldSpace as FieldSpace,
+    WeightSpace as WeightSpace,
+    weight_keys as weight_keys,
+)
+from ._schemes import (
+    SCHEMES as SCHEMES,
+    AbstractScheme as AbstractScheme,
+    EulerMaruyama as EulerMaruyama,
+    ScanEulerMaruyama as ScanEulerMaruyama,
+    sweep as sweep,
+)
+from ._white_noise import keyed_white as keyed_white

@@ -1,4 +1,10 @@
-"""A uniform grid in depth time t in [0, 1], and the step index a time belongs to."""
+"""A uniform grid in depth time t in [0, 1]: the only rule that maps depth times to steps.
+
+Step m goes between t_m = m/M and t_{m+1}. A depth-L network's layer l = 1..L is step l - 1 of
+the L-step grid (it reads its profiles at t_{l-1}), and its residual stream h_l sits on grid point
+l; kernels recorded at a depth time t are those of the nearest grid point (halves round up), for
+the finite network and the limit alike.
+"""
 
 import math
 
@@ -8,11 +14,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 
 class DepthGrid(eqx.Module):
-    """`steps` uniform steps of size 1/steps. Step m goes between t_m = m/steps and t_{m+1}.
-
-    A forward sweep enters step m at t_m; a backward sweep enters it at t_{m+1}. Coefficients of
-    step m are read by index, so both sweeps evaluate them at the same grid point.
-    """
+    """`steps` uniform steps of size 1/steps."""
 
     steps: int = eqx.field(static=True)
 
@@ -30,23 +32,28 @@ class DepthGrid(eqx.Module):
 
     @property
     def step_times(self) -> Float[Array, " steps"]:
-        """t_m for m = 0..steps-1: where step m reads its coefficients."""
+        """t_m for m = 0..steps-1: where step m (layer m + 1) reads its coefficients."""
         return jnp.arange(self.steps) / self.steps
 
-    def step_index(self, t: ArrayLike, *, reverse: bool) -> Int[Array, ""]:
-        """The step that a forward (t = t_m) or backward (t = t_{m+1}) sweep enters at `t`."""
-        m = jnp.round(jnp.asarray(t) * self.steps).astype(jnp.int32)
-        if reverse:
-            m = m - 1
-        return jnp.clip(m, 0, self.steps - 1)
-
     def interval_index(self, t0: ArrayLike, t1: ArrayLike) -> Int[Array, ""]:
-        """The step covering the interval between `t0` and `t1`, in either order (diffrax hands a
-        reverse-time solve's controls their interval in increasing order)."""
-        lower = jnp.minimum(jnp.asarray(t0), jnp.asarray(t1))
-        return jnp.clip(jnp.round(lower * self.steps).astype(jnp.int32), 0, self.steps - 1)
+        """The step whose interval holds the midpoint of (t0, t1), in either order and either
+        sign (a reverse-time solve hands its terms negated times): every sub-interval of step m
+        maps to m, so no time is ever rounded to the wrong step."""
+        middle = jnp.abs(0.5 * (jnp.asarray(t0) + jnp.asarray(t1)))
+        return jnp.clip(jnp.floor(middle * self.steps).astype(jnp.int32), 0, self.steps - 1)
 
-    def nearest_point(self, t: float) -> int:
-        """The grid point index closest to depth time `t` (0..steps), halves rounding up (the
-        finite network's `layer_indices` uses the same rule)."""
+    def point_index(self, t: float) -> int:
+        """The grid point closest to depth time `t` (0..steps), halves rounding up."""
         return int(math.floor(float(t) * self.steps + 0.5))
+
+    def point_indices(self, times) -> tuple[int, ...]:
+        return tuple(self.point_index(t) for t in times)
+
+    def refinement(self, coarse: "DepthGrid") -> int:
+        """How many of this grid's steps make one step of `coarse` (nested grids)."""
+        if self.steps % coarse.steps:
+            raise ValueError(
+                f"a {coarse.steps}-step grid is not nested in a {self.steps}-step grid; "
+                "use depth steps that divide the finest one (e.g. 16, 32, 64)"
+            )
+        return self.steps // coarse.steps

@@ -1,6 +1,14 @@
-"""Sources of per-step Gaussian matrices for weight-space particle systems."""
+"""Sources of per-step Gaussian matrices for weight-space particle systems.
+
+A matrix source is a path in matrix space on a depth grid: step m's matrix is standard Gaussian,
+and matrices of different steps are independent. `KeyedGaussianMatrices` with `refinement = r`
+builds step m's matrix as the normalised sum of the r matrices of a grid r times finer,
+(Omega_{rm} + ... + Omega_{rm + r - 1}) / sqrt(r), which is again standard Gaussian: a coarse grid
+and a fine grid then share their noise (nested grids, common random numbers across depths).
+"""
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -22,11 +30,17 @@ class KeyedGaussianMatrices(AbstractMatrixSource):
     key: PRNGKeyArray
     size: int = eqx.field(static=True)
     dtype: jnp.dtype = eqx.field(static=True, default=jnp.float32)
+    refinement: int = eqx.field(static=True, default=1)
 
     def __call__(self, m: Int[Array, ""]) -> Float[Array, "particles particles"]:
-        return jax.random.normal(
-            jax.random.fold_in(self.key, m), (self.size, self.size), self.dtype
-        )
+        if self.refinement == 1:
+            return self._fine(m)
+        fine = jax.vmap(self._fine)(m * self.refinement + jnp.arange(self.refinement))
+        return jnp.sum(fine, axis=0) / math.sqrt(self.refinement)
+
+    def _fine(self, m):
+        shape = (self.size, self.size)
+        return jax.random.normal(jax.random.fold_in(self.key, m), shape, self.dtype)
 
 
 class StoredMatrices(AbstractMatrixSource):

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from nfd_sde import DataStream, load_config
-from nfd_sde._limit_solver import build_solver, solve_limit
+from nfd_sde.limit import build_solver, forward_paths, solve_limit
 
 
 def sphere_inputs(count: int, dim: int, *, seed: int) -> np.ndarray:
@@ -64,5 +64,5 @@ def init_paths(config, inputs, *, seed):
     key_solver, key_state = jax.random.split(jax.random.key(seed))
     solver = build_solver(config, stream, key=key_solver)
     state = solver.init_state(key=key_state)
-    path, _ = eqx.filter_jit(type(solver).forward)(solver, state, 0, inputs.astype(np.float32))
-    return np.asarray(path)
+    path, _ = eqx.filter_jit(forward_paths)(solver, state, 0, inputs.astype(np.float32))
+    return np.asarray(solver.block.stream(path))

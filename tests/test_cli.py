@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 import nfd_sde._cli as cli
-from nfd_sde._config import to_dict
-from nfd_sde._plots import plot_loss_curves, plot_overlay
-from nfd_sde._result import Result, read_result
+import nfd_sde.experiments._demo as demo
+import nfd_sde.experiments._single_runs as single_runs
+from nfd_sde import load_config, load_stream, plot_loss_curves, plot_overlay, read_result, to_dict
+from nfd_sde.model import Result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -62,8 +63,9 @@ class Recorder:
 @pytest.fixture
 def fake(monkeypatch):
     producers = {"finite": Recorder("finite"), "limit": Recorder("limit")}
-    monkeypatch.setattr(cli, "train_finite", producers["finite"])
-    monkeypatch.setattr(cli, "solve_limit", producers["limit"])
+    for module in (single_runs, demo):
+        monkeypatch.setattr(module, "train_finite", producers["finite"])
+        monkeypatch.setattr(module, "solve_limit", producers["limit"])
     return producers
 
 
@@ -146,7 +148,7 @@ def test_train_flag_wins_over_set_and_config_is_optional(fake, tmp_path, capsys)
     config = fake["finite"].calls[0]["config"]
     assert config.network.width == 12
     # No config file and no other flag: every other field is the default.
-    assert config.network.depth == cli.load_config().network.depth
+    assert config.network.depth == load_config().network.depth
     assert config.run.seed == 0
 
 
@@ -214,7 +216,7 @@ def test_producer_refusal_is_reported_not_raised(monkeypatch, tmp_path, capsys):
     def too_big(config, stream, *, key, progress=False):
         raise ValueError("the field-space system needs 90 GB\n(above solver.memory_limit_gb=8)")
 
-    monkeypatch.setattr(cli, "solve_limit", too_big)
+    monkeypatch.setattr(single_runs, "solve_limit", too_big)
     status, _, err = run(["solve", "--out", tmp_path / "o"], capsys)
     assert_one_line_error(status, err, "90 GB (above solver.memory_limit_gb=8)")
     assert not (tmp_path / "o" / "result.json").exists()
@@ -269,16 +271,14 @@ def test_demo_fast_writes_results_and_overlay(fake, tmp_path, capsys):
     backwards = {c["config"].network.backward for c in finite_calls}
     assert backwards == {"standard", "decoupled"}
     assert {c["config"].network.depth for c in finite_calls} == {depth_steps}
-    assert {c["config"].network.width for c in finite_calls} == set(cli.FAST_DEMO_WIDTHS)
+    assert {c["config"].network.width for c in finite_calls} == set(demo.FAST_DEMO_WIDTHS)
     # Every run sees the very same data, and no two finite networks share an init key.
     for call in finite_calls:
         np.testing.assert_array_equal(call["stream"].x_train, limit_call["stream"].x_train)
     keys = {jax.random.key_data(c["key"]).tobytes() for c in [limit_call, *finite_calls]}
     assert len(keys) == 1 + len(finite_calls)
     # --fast shrinks the built-in config.
-    assert (
-        limit_call["config"].solver.particles < cli.load_config(cli.DEFAULT_CONFIG).solver.particles
-    )
+    assert limit_call["config"].solver.particles < load_config(demo.DEFAULT_CONFIG).solver.particles
     assert read_result(out / "limit").producer["kind"] == "limit"
     finite_dirs = sorted(out.glob("finite_*"))
     assert len(finite_dirs) == len(finite_calls)
@@ -293,7 +293,7 @@ def test_demo_fast_writes_results_and_overlay(fake, tmp_path, capsys):
 
 
 def test_default_config_is_shipped_and_valid():
-    config = cli.load_config(cli.DEFAULT_CONFIG)
+    config = load_config(demo.DEFAULT_CONFIG)
     assert (config.model.dim, config.model.outputs) == (8, 1)
     assert config.network.depth == config.solver.depth_steps
 
@@ -301,7 +301,7 @@ def test_default_config_is_shipped_and_valid():
 @pytest.mark.parametrize("name", ["example.toml", "two_layer.toml"])
 def test_repository_configs_load(name):
     path = Path(__file__).parents[1] / "configs" / name
-    config = cli.load_config(path)
+    config = load_config(path)
     assert config.model.block == ("two_layer" if name == "two_layer.toml" else "one_layer")
 
 
@@ -309,8 +309,8 @@ def test_repository_configs_load(name):
 
 
 def test_plots_pick_log_scale_only_for_positive_losses(config_file, tmp_path):
-    config = cli.load_config(config_file, ["model.outputs=2"])
-    stream = cli.load_stream(config)
+    config = load_config(config_file, ["model.outputs=2"])
+    stream = load_stream(config)
     positive = _fabricated(config, stream, kind="finite")
     figure = plot_loss_curves({"a": positive}, tmp_path / "a.png")
     assert [ax.get_yscale() for ax in figure.axes] == ["log", "log"]
@@ -326,10 +326,10 @@ def test_plots_pick_log_scale_only_for_positive_losses(config_file, tmp_path):
 
 
 def test_overlay_refuses_mismatched_streams(config_file, tmp_path):
-    config = cli.load_config(config_file)
-    limit = _fabricated(config, cli.load_stream(config), kind="limit")
+    config = load_config(config_file)
+    limit = _fabricated(config, load_stream(config), kind="limit")
     other = config.replace(training={"steps": 2})
-    finite = _fabricated(other, cli.load_stream(other), kind="finite")
+    finite = _fabricated(other, load_stream(other), kind="finite")
     with pytest.raises(ValueError, match="same data stream"):
         plot_overlay(limit, {"n=8": finite}, tmp_path / "x.png")
 
@@ -340,7 +340,6 @@ TINY = ["--set", "training.steps=2", "--set", "training.batch=2", "--set", "data
 
 
 def test_train_end_to_end(tmp_path, capsys):
-    pytest.importorskip("nfd_sde._finite_training")
     out = tmp_path / "finite"
     argv = ["train", "--width", 16, "--depth", 4, "--backward", "decoupled", "--out", out, *TINY]
     status, _, err = run(argv, capsys)
@@ -354,7 +353,6 @@ def test_train_end_to_end(tmp_path, capsys):
 
 
 def test_solve_end_to_end(tmp_path, capsys):
-    pytest.importorskip("nfd_sde._limit_solver")
     out = tmp_path / "limit"
     argv = ["solve", "--particles", 256, "--depth-steps", 4, "--out", out, *TINY]
     status, _, err = run(argv, capsys)
@@ -367,8 +365,6 @@ def test_solve_end_to_end(tmp_path, capsys):
 
 
 def test_demo_end_to_end(tmp_path, capsys):
-    pytest.importorskip("nfd_sde._finite_training")
-    pytest.importorskip("nfd_sde._limit_solver")
     out = tmp_path / "demo"
     status, _, err = run(["demo", "--fast", "--out", out], capsys)
     assert status == 0, err

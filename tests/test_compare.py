@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 import nfd_sde._cli as cli
-import nfd_sde._compare as compare
-from nfd_sde import load_config, load_stream
-from nfd_sde._compare import check_grid, read_compare, run_compare
-from nfd_sde._compare_plots import FIGURES
-from nfd_sde._report import describe_fit
+import nfd_sde.experiments._compare as compare
+import nfd_sde.experiments._compare_summary as compare_summary
+from nfd_sde import describe_fit, load_config, load_stream, read_compare, run_compare, write_report
+from nfd_sde.experiments import FIGURES, check_grid
 from solvers import fit_loglog
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -79,7 +78,7 @@ def test_fit_rates_on_the_grid_slices():
     summary = {mode: {"error": table} for mode in grid["modes"]}
     wiggle = np.array([1.05, 0.95, 1.05])[:, None]  # symmetric in log n: slope 0, CI around it
     summary["gap"] = {"mean": 0.1 * wiggle * depth**0.25, "infinite_width": None}
-    fits = compare.fit_rates(grid, summary)
+    fits = compare_summary.fit_rates(grid, summary)
     assert fits["error_decoupled"]["vs_width"]["slope"] == pytest.approx(-0.5)
     assert fits["error_standard"]["vs_depth"]["slope"] == pytest.approx(-1.0)
     assert fits["error_decoupled"]["vs_width"]["depth"] == 8
@@ -96,7 +95,7 @@ def test_infinite_width_extrapolation_is_exact_on_its_model():
     widths = [16, 64, 256]
     a = np.array([0.3, 0.2])
     gaps = np.sqrt(a[None, :] ** 2 + 2.0 / np.array(widths)[:, None])[..., None]
-    out = compare._extrapolate(widths, gaps)
+    out = compare_summary._extrapolate(widths, gaps)
     np.testing.assert_allclose(out["gap"], a, rtol=1e-10)
 
 
@@ -255,7 +254,7 @@ def test_report_states_rates_and_embeds_figures(compare_run, capsys):
 
 def test_report_redraws_missing_figures(compare_run, tmp_path):
     (tmp_path / "compare.json").write_bytes((compare_run / "compare.json").read_bytes())
-    path = cli.write_report(tmp_path)
+    path = write_report(tmp_path)
     assert path.is_file()
     for name in FIGURES.values():
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
@@ -275,7 +274,7 @@ def test_overwrite_replaces_and_drops_a_stale_report(tmp_path, capsys):
     assert data["grid"]["widths"] == [8] and data["fits"]["gap"]["vs_width"] is None
     assert data["limit"]["mc_error"]["f_eval_single"] is None  # one limit seed: no spread
     assert "no rate" in out
-    assert cli.write_report(tmp_path).read_text().count("no rate") >= 2
+    assert write_report(tmp_path).read_text().count("no rate") >= 2
 
 
 # ------------------------------------------------------------------------------------- slow

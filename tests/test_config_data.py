@@ -5,20 +5,19 @@ import pickle
 import numpy as np
 import pytest
 
-from nfd_sde._config import (
+from nfd_sde.model import (
+    CallableProfile,
     Config,
+    ConstantProfile,
+    DataStream,
+    PiecewiseLinearProfile,
+    as_profile,
     config_from_dict,
     load_config,
+    load_stream,
     parse_override,
     to_dict,
     with_profiles,
-)
-from nfd_sde._data import DataStream, load_stream
-from nfd_sde._profiles import (
-    CallableProfile,
-    ConstantProfile,
-    PiecewiseLinearProfile,
-    as_profile,
 )
 
 # --------------------------------------------------------------------------------------- config

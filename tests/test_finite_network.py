@@ -17,14 +17,7 @@ import numpy as np
 import pytest
 
 from nfd_sde import Config, load_config, load_stream
-from nfd_sde._activations import activation_derivative
-from nfd_sde._closed_forms import (
-    backward_second_moment,
-    first_layer_change_exponent,
-    first_step_change,
-    forward_second_moment,
-)
-from nfd_sde._finite_training import (
+from nfd_sde.finite import (
     gradient_paths,
     init_optimizer,
     make_network,
@@ -34,8 +27,13 @@ from nfd_sde._finite_training import (
     sgd_step,
     train_finite,
 )
-from nfd_sde._losses import example_loss, loss_derivative
-from nfd_sde._scales import lr_multipliers
+from nfd_sde.model import MSE, activation, lr_multipliers
+from nfd_sde.validation import (
+    backward_second_moment,
+    first_layer_change_exponent,
+    first_step_change,
+    forward_second_moment,
+)
 
 # Monte Carlo assertions use 4 standard errors: a false failure has probability ~6e-5 per check.
 Z = 4.0
@@ -110,7 +108,7 @@ def test_backward_second_moment_closed_form_at_init():
     def moments(key):
         model = make_network(config, width=width, depth=depth, backward="decoupled", key=key)
         # MSE with y = f(x) - 1 makes chi = 1, so the loss-gradient path is gamma0 n df/dh_l.
-        paths = gradient_paths(model, x, model(x) - 1.0, loss="mse")
+        paths = gradient_paths(model, x, model(x) - 1.0, loss=MSE())
         return jnp.mean(paths**2, axis=(1, 2))
 
     mean, se = _mean_se(np.stack([moments(jax.random.key(s)) for s in range(seeds)]))
@@ -154,7 +152,7 @@ def _first_step_changes(width: int, depth: int, seeds: int = FIRST_STEP_SEEDS) -
         for model in (standard, decoupled):
             optimizer, opt_state = init_optimizer(config, model)
             new, _, record = sgd_step(
-                model, opt_state, x, y, optimizer=optimizer, loss="mse", layers=(depth,)
+                model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(depth,)
             )
             out.append((new(x) - record.outputs)[0, 0])
         return jnp.stack(out)
@@ -241,7 +239,7 @@ def _grad_config(block: str, block_order: str) -> Config:
 
 def _trainable_grads(model, x, y, forward):
     def loss(m):
-        return jnp.mean(example_loss("mse", forward(m, x), y))
+        return jnp.mean(MSE()(forward(m, x), y))
 
     return eqx.filter(eqx.filter_grad(loss)(model), model.trainable_filter())
 
@@ -268,7 +266,7 @@ def test_standard_gradients_and_sgd_update(block, block_order):
 
         # One sgd_step moves every group by -eta * m_P * grad_P (m_P from `_scales`).
         optimizer, opt_state = init_optimizer(config, model)
-        new, _, _ = sgd_step(model, opt_state, x, y, optimizer=optimizer, loss="mse", layers=(0,))
+        new, _, _ = sgd_step(model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0,))
         multipliers = lr_multipliers(config, 24, 6)
         for group in _groups(model):
             expected = -config.training.eta * multipliers[group] * getattr(plain, group)
@@ -331,10 +329,10 @@ def test_gradient_paths_follow_the_backward_recursion(backward):
         model = make_network(config, width=24, depth=6, backward=backward, key=jax.random.key(6))
         x = jnp.asarray(_sphere(3, 5, seed=7))
         y = jnp.asarray(np.random.default_rng(8).standard_normal((3, 2)))
-        paths = gradient_paths(model, x, y, loss="mse")
+        paths = gradient_paths(model, x, y, loss=MSE())
         outputs, stream = residual_stream(model, x)
-        dphi = activation_derivative("tanh")
-        chi = loss_derivative("mse", outputs, y)
+        dphi = activation("tanh").derivative
+        chi = MSE().derivative(outputs, y)
         expected = (chi @ model.readout) * dphi(stream[-1])
         offsets = model.backward_hidden
         backward_weights = model.hidden if offsets is None else model.hidden + offsets
@@ -382,7 +380,7 @@ def test_sgd_step_does_not_retrace():
             jnp.asarray(stream.y_train[k], jnp.float32),
         )
         model, opt_state, _ = sgd_step(
-            model, opt_state, x, y, optimizer=optimizer, loss="mse", layers=(0, 4, 8)
+            model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0, 4, 8)
         )
     assert eqx.debug.get_num_traces(sgd_step) - before == 1
 
@@ -405,7 +403,7 @@ def test_compile_time_independent_of_depth():
         optimizer, opt_state = init_optimizer(config, models[depth])
         start = time.perf_counter()
         sgd_step.lower(
-            models[depth], opt_state, x, y, optimizer=optimizer, loss="mse", layers=(0, depth)
+            models[depth], opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0, depth)
         ).compile()
         return time.perf_counter() - start
 
@@ -451,7 +449,7 @@ def _two_layer_changes() -> dict[float, np.ndarray]:
                     config.replace(training={"first_layer_exponent": c}), model
                 )
                 new, _, _ = sgd_step(
-                    model, opt_state, x, y, optimizer=optimizer, loss="mse", layers=(0,)
+                    model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0,)
                 )
                 delta_first = new.hidden_first - model.hidden_first
                 delta_u = jnp.einsum("lij,lbj->lbi", delta_first, phi_h) * model.matmul_scale
@@ -549,7 +547,7 @@ def test_train_finite_result_schema(dtype):
         x_eval, y_eval = jnp.asarray(stream.x_eval, dtype), jnp.asarray(stream.y_eval, dtype)
         x0, y0 = jnp.asarray(stream.x_train[0], dtype), jnp.asarray(stream.y_train[0], dtype)
         f_eval = model(x_eval)
-        loss_eval = float(jnp.mean(example_loss("mse", f_eval, y_eval)))
+        loss_eval = float(jnp.mean(MSE()(f_eval, y_eval)))
         assert result.loss_eval[0] == pytest.approx(loss_eval, rel=rtol)
         np.testing.assert_allclose(result.f_eval[0], f_eval, rtol=rtol)
         if dtype == "float64":
@@ -558,12 +556,12 @@ def test_train_finite_result_schema(dtype):
         _, h = residual_stream(model, x_eval)
         phi = jax.nn.relu(h[jnp.array([0, 2, 4])])
         assert _rel(kernels["feature_eval"][0], jnp.einsum("dbi,dci->dbc", phi, phi) / 16) < rtol
-        g = gradient_paths(model, x0, y0, loss="mse")[jnp.array([0, 2, 4])]
+        g = gradient_paths(model, x0, y0, loss=MSE())[jnp.array([0, 2, 4])]
         assert _rel(kernels["grad_train"][0], jnp.einsum("dbi,dci->dbc", g, g) / 16) < rtol
         # Step 1 is the network after one sgd_step on minibatch 0.
         optimizer, opt_state = init_optimizer(config, model)
         model, _, _ = sgd_step(
-            model, opt_state, x0, y0, optimizer=optimizer, loss="mse", layers=(0,)
+            model, opt_state, x0, y0, optimizer=optimizer, loss=MSE(), layers=(0,)
         )
         np.testing.assert_allclose(result.f_eval[1], model(x_eval), rtol=rtol)
 

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 
 from nfd_sde import load_config
-from nfd_sde._closed_forms import (
+from nfd_sde.limit import plan_limit, solve_limit
+from nfd_sde.validation import (
     backward_second_moment,
+    euler_kernel,
     first_step_change,
     forward_second_moment,
+    initial_sigma,
+    ode_kernel,
 )
-from nfd_sde._limit_plan import plan_limit
-from nfd_sde._limit_solver import solve_limit
-from nfd_sde._reference_kernels import euler_kernel, initial_sigma, ode_kernel
 from solvers import append_factor_rows, conditional_factor, fit_loglog
 from tests._limit_helpers import (
     first_step_gain,

@@ -8,15 +8,15 @@
   depth grows (O(1/L)).
 """
 
-import equinox as eqx
 import jax
 import numpy as np
 import pytest
 
 from nfd_sde import load_config, load_stream
-from nfd_sde._finite_training import make_network, train_finite
-from nfd_sde._limit_solver import LimitState, build_solver, solve_limit
-from solvers import StoredMatrices, fit_loglog
+from nfd_sde.finite import make_network, train_finite
+from nfd_sde.limit import solve_limit
+from nfd_sde.validation import limit_from_network
+from solvers import fit_loglog
 
 
 def _problem(width, depth, *, backward, representation="weight", particles=None, extra=()):
@@ -43,29 +43,6 @@ def _problem(width, depth, *, backward, representation="weight", particles=None,
     )
 
 
-def _limit_from_network(config, stream, network):
-    """Weight-space solver and state whose random draws are the network's initial weights."""
-    solver = build_solver(config, stream, key=jax.random.key(0))
-    forward = StoredMatrices(network.hidden)
-    if network.backward_hidden is None:
-        backward = forward
-    else:
-        backward = StoredMatrices(network.hidden + network.backward_hidden)
-    solver = eqx.tree_at(
-        lambda s: (s.forward_matrices, s.backward_matrices), solver, (forward, backward)
-    )
-    state = solver.init_state(key=jax.random.key(1))
-    state = LimitState(
-        readin=network.readin,
-        readout=network.readout.T,
-        features=state.features,
-        grads=state.grads,
-        forward_noise=None,
-        backward_noise=None,
-    )
-    return solver, state
-
-
 @pytest.mark.parametrize("backward", ["decoupled", "standard"])
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 2e-4)])
 def test_weight_space_with_network_weights_is_the_network(backward, dtype, rtol):
@@ -79,7 +56,7 @@ def test_weight_space_with_network_weights_is_the_network(backward, dtype, rtol)
     finite = train_finite(config, stream, key=key)
     with jax.enable_x64(dtype == "float64"):
         network = make_network(config, key=key)
-        solver, state = _limit_from_network(config, stream, network)
+        solver, state = limit_from_network(config, stream, network)
         limit = solve_limit(config, stream, key=jax.random.key(0), solver=solver, state=state)
     scale = np.abs(finite.f_eval).max()
     np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=rtol, atol=rtol * scale)
@@ -110,7 +87,7 @@ def test_weight_space_matches_the_network_across_options(extra):
     finite = train_finite(config, stream, key=key)
     with jax.enable_x64(True):
         network = make_network(config, key=key)
-        solver, state = _limit_from_network(config, stream, network)
+        solver, state = limit_from_network(config, stream, network)
         limit = solve_limit(config, stream, key=jax.random.key(0), solver=solver, state=state)
     scale = np.abs(finite.f_eval).max()
     np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=1e-9, atol=1e-9 * scale)

@@ -18,11 +18,16 @@ import numpy as np
 import pytest
 
 from nfd_sde import Config, load_stream
-from nfd_sde._closed_forms import first_layer_change_exponent, forward_second_moment
-from nfd_sde._collapse import LossCurves, collapse_diagnostic, feature_norms, train_losses
-from nfd_sde._finite_training import train_finite
-from nfd_sde._transfer import run_name, transfer_sweep
-from nfd_sde._two_layer import parse_floats, parse_ints, parse_lrs, register
+from nfd_sde.experiments import (
+    COMMANDS,
+    collapse_diagnostic,
+    feature_norms,
+    run_name,
+    transfer_sweep,
+)
+from nfd_sde.experiments._arguments import learning_rates_type, numbers_type, sizes_type
+from nfd_sde.finite import LossCurves, train_finite, train_losses
+from nfd_sde.validation import first_layer_change_exponent, forward_second_moment
 
 Z = 4.0  # a false failure has probability ~6e-5 per check
 CURVATURE = 0.05
@@ -339,27 +344,34 @@ def test_sweep_of_one_layer_blocks(tmp_path):
 # Command line
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(message)
+
+
 def _main(argv):
-    parser = argparse.ArgumentParser(prog="nfd-sde")
-    register(parser.add_subparsers(required=True))
+    parser = _Parser(prog="nfd-sde")
+    subparsers = parser.add_subparsers(required=True)
+    for command in COMMANDS:
+        command.register(subparsers)
     args = parser.parse_args([str(a) for a in argv])
     args.command(args)
 
 
 def test_list_parsing_names_the_flag():
-    assert parse_ints("4, 8,16", "--depths") == [4, 8, 16]
-    assert parse_floats("0,0.25", "--c") == [0.0, 0.25]
-    assert parse_lrs("2^-2:1,3") == [0.25, 0.5, 1.0, 2.0, 3.0]
-    assert parse_lrs("2^-1,0.1") == [0.5, 0.1]
-    for text, flag, parse in [
-        ("4,x", "--depths", parse_ints),
-        ("4,,8", "--widths", parse_ints),
-        ("0,nan", "--c", parse_floats),
-        ("2^3:1", "--lrs", parse_lrs),
-        ("fast", "--lrs", parse_lrs),
+    assert sizes_type("4, 8,16") == (4, 8, 16)
+    assert numbers_type("0,0.25") == (0.0, 0.25)
+    assert learning_rates_type("2^-2:1,3") == (0.25, 0.5, 1.0, 2.0, 3.0)
+    assert learning_rates_type("2^-1,0.1") == (0.5, 0.1)
+    for text, flag in [
+        ("4,x", "--depths"),
+        ("4,,8", "--widths"),
+        ("0,nan", "--c"),
+        ("2^3:1", "--lrs"),
+        ("fast", "--lrs"),
     ]:
         with pytest.raises(ValueError, match=flag):
-            parse(text, flag)
+            _main(["transfer", flag, text, "--depths", "4", "--lrs", "1", "--out", "o"])
 
 
 TINY = ["--set", "network.width=8", "--set", "data.eval_size=2", "--set", "training.batch=2"]

@@ -1,0 +1,56 @@
+"""Experiments: each is `run(...) -> data`, figures drawn from that data, and a `Command` that
+puts it on the command line. Every output goes through the one atomic writer of `_records`."""
+
+from ._arguments import count as count, numbers as numbers, sizes as sizes
+from ._collapse import (
+    CHANGES as CHANGES,
+    collapse_diagnostic as collapse_diagnostic,
+    coordinate_check as coordinate_check,
+    layer_changes as layer_changes,
+)
+from ._commands import Command as Command
+from ._compare import (
+    COMPARE_FILE as COMPARE_FILE,
+    check_grid as check_grid,
+    read_compare as read_compare,
+    run_compare as run_compare,
+    write_compare as write_compare,
+)
+from ._compare_command import COMPARE, REPORT
+from ._compare_plots import (
+    FIGURES as FIGURES,
+    plot_compare as plot_compare,
+    plot_kernels_along_depth as plot_kernels_along_depth,
+)
+from ._demo import DEMO
+from ._norms import feature_norms as feature_norms
+from ._plots import (
+    new_figure as new_figure,
+    palette as palette,
+    plot_loss_curves as plot_loss_curves,
+    plot_overlay as plot_overlay,
+    save_figure as save_figure,
+)
+from ._records import (
+    read_json as read_json,
+    write_json as write_json,
+    write_result as write_result,
+    write_text as write_text,
+)
+from ._report import (
+    describe_fit as describe_fit,
+    render_report as render_report,
+    write_report as write_report,
+)
+from ._single_runs import SOLVE, TRAIN
+from ._transfer import run_name as run_name, transfer_sweep as transfer_sweep
+from ._two_layer_commands import COLLAPSE, NORMS, TRANSFER
+from ._two_layer_plots import (
+    plot_collapse as plot_collapse,
+    plot_coordinate_check as plot_coordinate_check,
+    plot_norms as plot_norms,
+    plot_transfer as plot_transfer,
+)
+
+# The command line's commands, in the order `nfd-sde --help` lists them.
+COMMANDS = (TRAIN, SOLVE, DEMO, COMPARE, REPORT, COLLAPSE, TRANSFER, NORMS)

@@ -1,0 +1,111 @@
+"""`train` and `solve`: one producer (finite network or limit) on one config.
+
+    nfd-sde train [CONFIG.toml] --width N --depth L --backward standard|decoupled --out DIR
+    nfd-sde solve [CONFIG.toml] --particles N --depth-steps M --out DIR
+
+Every size flag is an override of the config (`--width 64` is `--set network.width=64`), so a run
+is always described by one resolved config, stored in its result.json; `losses.png` draws its
+loss curves.
+"""
+
+import argparse
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from ..finite import train_finite
+from ..limit import solve_limit
+from ..model import BACKWARDS, REPRESENTATIONS, Result, load_config, load_stream
+from ._arguments import add_run_arguments, refuse_existing
+from ._commands import Command
+from ._plots import plot_loss_curves
+from ._records import write_result
+
+
+def describe_finite(result: Result) -> str:
+    p = result.producer
+    return f"finite ResNet (width {p['width']}, depth {p['depth']}, {p['backward']} backward)"
+
+
+def describe_limit(result: Result) -> str:
+    p = result.producer
+    return (
+        f"NFD limit ({p['particles']} particles, {p['depth_steps']} depth steps, "
+        f"{p['representation']} space, {p['backward']})"
+    )
+
+
+def loss_summary(result: Result) -> str:
+    loss = np.asarray(result.loss_eval)
+    return f"eval loss {loss[0]:.4g} -> {loss[-1]:.4g} over {len(loss) - 1} steps"
+
+
+def timing(result: Result) -> str:
+    wall = result.meta.get("wall_time_s")
+    return "wall time not recorded" if wall is None else f"{wall:.1f} s"
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser, example="training.eta=0.25")
+    parser.add_argument("--seed", type=int, help="run.seed: seed of the weights")
+    parser.add_argument("--width", type=int, help="network.width: hidden width n")
+    parser.add_argument("--depth", type=int, help="network.depth: number of residual blocks L")
+    parser.add_argument("--backward", choices=BACKWARDS, help="network.backward")
+
+
+def _add_solve(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser, example="training.eta=0.25")
+    parser.add_argument("--seed", type=int, help="run.seed: seed of the particles")
+    parser.add_argument("--particles", type=int, help="solver.particles: Monte Carlo particles N")
+    parser.add_argument("--depth-steps", type=int, help="solver.depth_steps: depth grid steps M")
+    parser.add_argument("--representation", choices=REPRESENTATIONS, help="solver.representation")
+    parser.add_argument("--backward", choices=BACKWARDS, help="solver.backward")
+
+
+def _train(args: argparse.Namespace) -> None:
+    flags = {"network.width": args.width, "network.depth": args.depth}
+    flags |= {"network.backward": args.backward, "run.seed": args.seed}
+    run_one(args, flags, train_finite, describe=describe_finite)
+
+
+def _solve(args: argparse.Namespace) -> None:
+    flags = {"solver.particles": args.particles, "solver.depth_steps": args.depth_steps}
+    flags |= {"solver.representation": args.representation, "solver.backward": args.backward}
+    flags |= {"run.seed": args.seed}
+    run_one(args, flags, solve_limit, describe=describe_limit)
+
+
+def run_one(
+    args: argparse.Namespace,
+    flags: dict[str, object],
+    produce: Callable[..., Result],
+    *,
+    describe: Callable[[Result], str],
+) -> None:
+    overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    config = load_config(args.config, overrides)
+    refuse_existing(args.out, overwrite=args.overwrite)
+    stream = load_stream(config)
+    result = produce(config, stream, key=jax.random.key(config.run.seed), progress=True)
+    path = write_result(result, args.out)
+    figure = args.out / "losses.png"
+    plot_loss_curves({describe(result): result}, figure)
+    print(f"{describe(result)}: {loss_summary(result)}; {timing(result)}")
+    print(f"wrote {path} and {figure}")
+
+
+TRAIN = Command(
+    name="train",
+    help="train a finite ResNet",
+    description="Train a finite depth-muP ResNet.",
+    add_arguments=_add_train,
+    main=_train,
+)
+SOLVE = Command(
+    name="solve",
+    help="solve the NFD limit",
+    description="Solve the NFD limit (infinite width and depth) with Monte Carlo particles.",
+    add_arguments=_add_solve,
+    main=_solve,
+)

@@ -1,0 +1,164 @@
+"""The NFD limit solver: what stays fixed during a solve, and the particles' state.
+
+Each particle is one neuron. It carries its input row U (dim,), readout V (outputs,), and, for
+every training pair (step j, input b), the quantities its block stores per depth step (for a
+one-layer block the features phi(H^j_m) and loss-gradient paths G^j_{m+1}). A field-space solve
+also stores each pair's standard increments and the growing Cholesky factors.
+
+`LimitSolver` holds the block, the representation of the initial weights, the scheme, the grid and
+every coefficient; learning rates, gamma0 and the jitter are traced arrays, so a sweep over them
+compiles the step once. Only sizes and variants are static.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from solvers import (
+    SCHEMES,
+    AbstractRepresentation,
+    AbstractScheme,
+    DepthGrid,
+    FieldNoise,
+    FieldSpace,
+    WeightSpace,
+    weight_keys,
+)
+
+from ..model import (
+    AbstractActivation,
+    AbstractBlock,
+    AbstractLoss,
+    AbstractReadout,
+    Config,
+    DataStream,
+    StepCoefficients,
+    activation_of,
+    block_of,
+    limit_coefficients,
+    limit_rates,
+    loss_of,
+    readout_of,
+)
+from ._plan import LimitPlan, plan_limit
+
+
+class LimitState(eqx.Module):
+    """Particles after k SGD steps: parameters and the stored training-pair history."""
+
+    readin: Float[Array, "particles dim"]
+    readout: Float[Array, "particles outputs"]
+    history: dict[str, Float[Array, "steps particles stored"]]
+    noise: dict[str, FieldNoise] | None
+
+
+class LimitSolver(eqx.Module):
+    """Everything fixed during a solve: block, representation, scheme, coefficients, sizes."""
+
+    block: AbstractBlock
+    representation: AbstractRepresentation
+    scheme: AbstractScheme
+    activation: AbstractActivation
+    readout_map: AbstractReadout
+    loss: AbstractLoss
+    grid: DepthGrid
+    coefficients: StepCoefficients
+    gamma0: Float[Array, ""]
+    readin_rate: Float[Array, ""]
+    readout_rate: Float[Array, ""]
+    jitter: Float[Array, ""]
+    particles: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    outputs: int = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+    stored: int = eqx.field(static=True)
+    kernel_points: tuple[int, ...] = eqx.field(static=True)
+    dtype: str = eqx.field(static=True)
+
+    def init_state(self, *, key: PRNGKeyArray) -> LimitState:
+        """U^0 and V^0 i.i.d. N(0, 1) per particle; empty history (identity-padded factors)."""
+        key_in, key_out = jax.random.split(key)
+        n, m, s = self.particles, self.grid.steps, self.stored
+
+        def zeros():  # a separate buffer per field, so the state can be donated
+            return jnp.zeros((m, n, s), self.dtype)
+
+        return LimitState(
+            readin=jax.random.normal(key_in, (n, self.dim), self.dtype),
+            readout=jax.random.normal(key_out, (n, self.outputs), self.dtype),
+            history={name: zeros() for name in self.block.stored},
+            noise=self.representation.init_noise(self.block.weights, stored=s, dtype=self.dtype),
+        )
+
+
+def build_solver(
+    config: Config,
+    stream: DataStream,
+    *,
+    key: PRNGKeyArray,
+    plan: LimitPlan | None = None,
+    refinement: int = 1,
+) -> LimitSolver:
+    """The limit solver for `config` on `stream`'s sizes; `key` draws the noise keys.
+
+    `refinement` r draws every noise on a grid r times finer than `solver.depth_steps` and sums
+    it, so solves on nested grids from the same key share their Brownian paths."""
+    if config.model.block_order != "pre":
+        raise ValueError(
+            "the NFD limit solver covers pre-activation blocks (model.block_order='pre'); "
+            "post-activation blocks are studied with the finite network"
+        )
+    if plan is None:
+        plan = plan_limit(
+            config,
+            dim=stream.dim,
+            steps=stream.steps,
+            batch=stream.batch,
+            eval_size=stream.x_eval.shape[0],
+        )
+    solver_cfg = config.solver
+    grid = DepthGrid(solver_cfg.depth_steps)
+    dtype = config.run.dtype
+    block = block_of(config)
+    key_fwd, key_bwd, key_fmat, key_bmat = jax.random.split(key, 4)
+    if plan.representation == "weight":
+        representation = WeightSpace.keyed(
+            block.weights,
+            forward_key=key_fmat,
+            backward_key=key_bmat,
+            particles=solver_cfg.particles,
+            dtype=dtype,
+            reuse=solver_cfg.backward == "standard",
+            refinement=refinement,
+        )
+    else:
+        representation = FieldSpace(
+            forward_keys=weight_keys(key_fwd, block.weights),
+            backward_keys=weight_keys(key_bwd, block.weights),
+            grid=grid,
+            particles=solver_cfg.particles,
+            refinement=refinement,
+        )
+    rates = limit_rates(config, dtype)
+    return LimitSolver(
+        block=block,
+        representation=representation,
+        scheme=SCHEMES[solver_cfg.driver](),
+        activation=activation_of(config),
+        readout_map=readout_of(config),
+        loss=loss_of(config),
+        grid=grid,
+        coefficients=limit_coefficients(config, steps=grid.steps, batch=stream.batch, dtype=dtype),
+        gamma0=rates["gamma0"],
+        readin_rate=rates["readin"],
+        readout_rate=rates["readout"],
+        jitter=jnp.asarray(solver_cfg.jitter, dtype),
+        particles=solver_cfg.particles,
+        dim=stream.dim,
+        outputs=stream.outputs,
+        batch=stream.batch,
+        stored=stream.steps * stream.batch,
+        kernel_points=grid.point_indices(config.run.kernel_depths),
+        dtype=dtype,
+    )

@@ -1,0 +1,306 @@
+"""One declaration of an experiment: data, model, training, finite network, limit solver, run.
+
+The finite ResNet and the NFD limit solver are both built from the same `Config`, so they can
+never describe different models. Every field is validated on construction with a message that
+names the field and the allowed values.
+"""
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from solvers import REPRESENTATIONS as _REPRESENTATIONS, SCHEMES
+
+from ._activations import ACTIVATIONS as _ACTIVATIONS
+from ._block_types import BLOCKS as _BLOCKS
+from ._blocks import BLOCK_ORDERS
+from ._losses import LOSSES as _LOSSES
+from ._profiles import AbstractProfile, ProfileLike, as_profile
+from ._readout import READOUTS
+
+ACTIVATIONS = tuple(_ACTIVATIONS)
+BLOCKS = tuple(_BLOCKS)
+LOSSES = tuple(_LOSSES)
+DATA_SOURCES = ("teacher", "npz", "cifar10")
+TEACHERS = ("linear", "tanh")
+BACKWARDS = ("standard", "decoupled")
+REPRESENTATIONS = ("auto", *_REPRESENTATIONS)
+DRIVERS = tuple(SCHEMES)
+DTYPES = ("float32", "float64")
+
+
+def _choice(section: str, field: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{section}.{field}={value!r} is not allowed; choose one of {allowed}")
+
+
+def _positive_int(section: str, field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{section}.{field}={value!r}: must be an integer >= 1")
+
+
+def _finite(section: str, field: str, value: Any, *, minimum: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{section}.{field}={value!r}: must be a finite number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{section}.{field}={value!r}: must be >= {minimum}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the training stream and the eval inputs come from.
+
+    `teacher`: inputs uniform on the sphere of radius sqrt(dim) (so |x|^2/d = 1), targets from a
+    fixed random teacher (`linear` or a one-hidden-layer `tanh` network), regenerated from `seed`.
+    `npz`: an explicit stream (`x_train` (K,B,d), `y_train` (K,B) or (K,B,C), `x_eval` (P,d),
+    `y_eval`). `cifar10`: a local `cifar-10-batches-py` directory, flattened and standardised.
+    """
+
+    source: str = "teacher"
+    path: str | None = None
+    eval_size: int = 8
+    teacher: str = "tanh"
+    teacher_width: int = 64
+    label_noise: float = 0.0
+    seed: int = 1
+
+    def __post_init__(self):
+        _choice("data", "source", self.source, DATA_SOURCES)
+        _choice("data", "teacher", self.teacher, TEACHERS)
+        _positive_int("data", "eval_size", self.eval_size)
+        _positive_int("data", "teacher_width", self.teacher_width)
+        _finite("data", "label_noise", self.label_noise, minimum=0.0)
+        if self.source in ("npz", "cifar10") and not self.path:
+            raise ValueError(f"data.path is required when data.source={self.source!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network both objects describe (spec section 1).
+
+    `block_order`: `pre` is the spec's pre-activation block h_l = h_{l-1} + branch(phi(h_{l-1}));
+    `post` applies phi after the addition, h_l = phi(h_{l-1} + beta/sqrt(L) W_l h_{l-1}/sqrt(n)),
+    with the readout on h_L (finite networks only; used to compare feature norms along depth).
+    """
+
+    dim: int = 8
+    outputs: int = 1
+    activation: str = "relu"
+    readout: str = "phi"
+    block: str = "one_layer"
+    block_order: str = "pre"
+    gamma0: float = 1.0
+    beta_profile: AbstractProfile = 1.0
+    lr_profile: AbstractProfile = 1.0
+
+    def __post_init__(self):
+        _positive_int("model", "dim", self.dim)
+        _positive_int("model", "outputs", self.outputs)
+        _choice("model", "activation", self.activation, ACTIVATIONS)
+        _choice("model", "readout", self.readout, READOUTS)
+        _choice("model", "block", self.block, BLOCKS)
+        _choice("model", "block_order", self.block_order, BLOCK_ORDERS)
+        _finite("model", "gamma0", self.gamma0)
+        if self.gamma0 <= 0:
+            raise ValueError(f"model.gamma0={self.gamma0!r}: must be > 0")
+        for name in ("beta_profile", "lr_profile"):
+            object.__setattr__(self, name, as_profile(getattr(self, name), name=f"model.{name}"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """SGD with muP learning rates: P <- P - eta * eta_P * gamma0^2 * n * grad_P(loss)."""
+
+    eta: float = 0.5
+    eta_U: float = 1.0
+    eta_v: float = 1.0
+    eta_W: float = 1.0
+    first_layer_exponent: float = 0.0
+    steps: int = 4
+    batch: int = 4
+    loss: str = "mse"
+
+    def __post_init__(self):
+        for name in ("eta", "eta_U", "eta_v", "eta_W"):
+            _finite("training", name, getattr(self, name), minimum=0.0)
+        _finite("training", "first_layer_exponent", self.first_layer_exponent)
+        _positive_int("training", "steps", self.steps)
+        _positive_int("training", "batch", self.batch)
+        _choice("training", "loss", self.loss, LOSSES)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The finite ResNet's size and backward mode."""
+
+    width: int = 256
+    depth: int = 16
+    backward: str = "standard"
+
+    def __post_init__(self):
+        _positive_int("network", "width", self.width)
+        _positive_int("network", "depth", self.depth)
+        _choice("network", "backward", self.backward, BACKWARDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """The NFD limit solver: particles N, depth steps M, noise representation, driver."""
+
+    particles: int = 2048
+    depth_steps: int = 16
+    representation: str = "auto"
+    backward: str = "decoupled"
+    driver: str = "diffrax"
+    jitter: float = 1e-6
+    memory_limit_gb: float = 8.0
+
+    def __post_init__(self):
+        _positive_int("solver", "particles", self.particles)
+        _positive_int("solver", "depth_steps", self.depth_steps)
+        _choice("solver", "representation", self.representation, REPRESENTATIONS)
+        _choice("solver", "backward", self.backward, BACKWARDS)
+        _choice("solver", "driver", self.driver, DRIVERS)
+        _finite("solver", "jitter", self.jitter, minimum=0.0)
+        _finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
+        if self.backward == "standard" and self.representation == "field":
+            raise ValueError(
+                "solver.backward='standard' needs the weight-space representation (the field-"
+                "space system is the decoupled NFD); set solver.representation='weight' or 'auto'"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Reproducibility and bookkeeping."""
+
+    seed: int = 0
+    dtype: str = "float32"
+    kernel_depths: tuple[float, ...] = (0.0, 0.5, 1.0)
+
+    def __post_init__(self):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"run.seed={self.seed!r}: must be an integer >= 0")
+        _choice("run", "dtype", self.dtype, DTYPES)
+        depths = tuple(float(t) for t in self.kernel_depths)
+        if any(not (0.0 <= t <= 1.0) for t in depths):
+            raise ValueError(f"run.kernel_depths={depths}: every depth time must lie in [0, 1]")
+        object.__setattr__(self, "kernel_depths", depths)
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "network": NetworkConfig,
+    "solver": SolverConfig,
+    "run": RunConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    solver: SolverConfig = dataclasses.field(default_factory=SolverConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+    def replace(self, **sections: Mapping[str, Any]) -> "Config":
+        """A copy with fields of named sections replaced: `cfg.replace(network={"width": 64})`."""
+        updated = {}
+        for name, fields in sections.items():
+            if name not in SECTIONS:
+                raise ValueError(f"unknown config section {name!r}; sections are {list(SECTIONS)}")
+            updated[name] = dataclasses.replace(getattr(self, name), **dict(fields))
+        return dataclasses.replace(self, **updated)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> Config:
+    """Build a `Config` from nested mappings, refusing unknown sections and fields."""
+    sections = {}
+    for name, fields in raw.items():
+        if name not in SECTIONS:
+            raise ValueError(f"unknown config section {name!r}; sections are {list(SECTIONS)}")
+        cls = SECTIONS[name]
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(fields) - known
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {sorted(unknown)} in section [{name}]; known: {sorted(known)}"
+            )
+        values = dict(fields)
+        if name == "run" and "kernel_depths" in values:
+            values["kernel_depths"] = tuple(values["kernel_depths"])
+        sections[name] = cls(**values)
+    return Config(**sections)
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The fully resolved config as plain data (profiles as constants or knot lists)."""
+    out = {}
+    for name in SECTIONS:
+        section = getattr(config, name)
+        values = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, AbstractProfile):
+                value = value.to_serialisable()
+            elif isinstance(value, tuple):
+                value = list(value)
+            values[f.name] = value
+        out[name] = values
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Load a TOML config (or the defaults if `path` is None) and apply `section.field=value`
+    overrides, where `value` is parsed as a TOML value (`0.5`, `"relu"`, `[[0,1],[1,0.5]]`)."""
+    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        with path.open("rb") as fh:
+            try:
+                loaded = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(f"config file {str(path)!r} is not valid TOML: {error}") from error
+        for name, fields in loaded.items():
+            if not isinstance(fields, dict):
+                raise ValueError(f"{path}: top-level key {name!r} must be a [section] table")
+            raw.setdefault(name, {}).update(fields)
+    for item in overrides:
+        section, field, value = parse_override(item)
+        raw.setdefault(section, {})[field] = value
+    return config_from_dict(raw)
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """Parse `section.field=value`; strings may be given without quotes."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ValueError(f"override {item!r} must look like section.field=value")
+    key, text = item.split("=", 1)
+    section, field = key.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return section, field, value
+
+
+def with_profiles(
+    config: Config, *, beta: ProfileLike | None = None, lr: ProfileLike | None = None
+) -> Config:
+    """A copy with Python-callable (or any) depth profiles, which TOML cannot express."""
+    model = config.model
+    model = dataclasses.replace(
+        model,
+        beta_profile=model.beta_profile if beta is None else beta,
+        lr_profile=model.lr_profile if lr is None else lr,
+    )
+    return dataclasses.replace(config, model=model)

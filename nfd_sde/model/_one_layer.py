@@ -1,0 +1,64 @@
+"""The one-layer residual block of spec section 1 and its NFD limit (spec section 2).
+
+Finite network: h_l = h_{l-1} + s_l W_l a_{l-1} / sqrt(n), a = phi(h) (pre) or h (post),
+s_l = beta(t_{l-1}) / sqrt(L).
+
+Limit, step m (t_m = m/M, coefficients read at t_m), for the new (step k, input x) pairs:
+
+    H_{m+1} = H_m + beta_m sqrt(dt) Z_m - drift_m dt sum_{stored j} G^j_{m+1} Phi^{j.}_m
+    G_m     = G_{m+1} + phi'(H_m) [beta_m sqrt(dt) Z~_m - drift_m dt sum_j phi(H^j_m) Gam^{j.}_{m+1}]
+
+Z = W(0) phi(H_m) and Z~ = W~(0)^T G_{m+1} are the initial weights' products (`LimitContext`),
+Phi and Gam the particle kernels between stored and new pairs. drift_m carries the minibatch mean
+1/B. The stored history is phi(H^j_m) (`features`) and G^j_{m+1} (`grads`), exactly what layer
+m + 1's weight update g_l phi(h_{l-1})^T is made of, so at M = L this is the n -> infinity limit of
+the depth-L decoupled network.
+"""
+
+import jax.numpy as jnp
+
+from solvers import particle_gram, signed_root
+
+from ._blocks import AbstractBlock
+from ._branch_matmul import branch_matmul
+
+
+class OneLayer(AbstractBlock):
+    name = "one_layer"
+    has_first = False
+    weights = ("W",)
+    stored = ("features", "grads")
+    conditioning = {"W": ("features", "grads")}
+    network_weights = {"W": ("hidden", "backward_hidden")}
+
+    def branch(self, phi, a, layer, matmul_scale):
+        return layer.scale * branch_matmul(a, layer.hidden, layer.offset, matmul_scale)
+
+    def forward_state(self, h0):
+        return h0
+
+    def stream(self, path):
+        return path
+
+    def forward_increment(self, h, m, dt, ctx):
+        a = ctx.phi(h)
+        kernel = particle_gram(ctx.history["features"][m], a)
+        drift = -ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)
+        noise = ctx.coefficients.beta[m] * signed_root(dt) * ctx.forward["W"](m, a)
+        return drift * dt + noise
+
+    def backward_state(self, g_end):
+        return g_end
+
+    def gradients(self, path):
+        return path
+
+    def backward_increment(self, g, m, dt, ctx, forward):
+        multiplier = ctx.phi.derivative(forward[m])
+        kernel = particle_gram(ctx.history["grads"][m], g)
+        drift = ctx.coefficients.drift[m] * multiplier * (ctx.history["features"][m] @ kernel)
+        noise = ctx.coefficients.beta[m] * multiplier * ctx.backward["W"](m, g)
+        return drift * dt + noise * jnp.sqrt(jnp.abs(dt))
+
+    def history_entries(self, phi, forward, backward):
+        return {"features": phi(forward[:-1]), "grads": backward[1:]}

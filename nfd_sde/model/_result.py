@@ -1,0 +1,123 @@
+"""The result schema shared by every producer (finite network, limit solver, later tools).
+
+`result.json` holds:
+  f_train    (K, B, C)        outputs on step k's minibatch, before step k's update
+  f_eval     (K+1, P, C)      outputs on the eval inputs at every step k = 0..K
+  loss_train (K,)             mean loss on step k's minibatch, before its update
+  loss_eval  (K+1,)           mean loss on the eval inputs at every step
+  kernels    {"t": [...], "feature_eval": (K+1, D, P, P), "feature_train": (K, D, B, B),
+              "grad_train": (K, D, B, B), and "layers": the indices l = floor(t L + 1/2) of
+              the network's layers or the limit's grid points}   at depth times t (D of them); the gradient kernel
+              is that of the loss-gradient paths g_l(x) = gamma0 n d ell(f(x), y) / d h_l
+  config     the fully resolved config
+  producer   {"kind": "finite" | "limit", plus the producer's own sizes and options}
+  meta       seed, device, package versions, wall time, compile time, peak memory
+"""
+
+import dataclasses
+import json
+import math
+import platform
+import resource
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._config import Config
+
+ARRAY_FIELDS = ("f_train", "f_eval", "loss_train", "loss_eval")
+KERNEL_FIELDS = ("feature_eval", "feature_train", "grad_train")
+PACKAGES = ("nfd-sde", "jax", "jaxlib", "equinox", "diffrax", "optax", "numpy")
+
+
+@dataclasses.dataclass
+class Result:
+    f_train: np.ndarray
+    f_eval: np.ndarray
+    loss_train: np.ndarray
+    loss_eval: np.ndarray
+    kernels: dict[str, Any]
+    config: dict[str, Any]
+    producer: dict[str, Any]
+    meta: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Result":
+        values = dict(raw)
+        for name in ARRAY_FIELDS:
+            values[name] = np.asarray(values[name], dtype=float)
+        kernels = dict(values["kernels"])
+        for name in KERNEL_FIELDS:
+            if name in kernels:
+                kernels[name] = np.asarray(kernels[name], dtype=float)
+        values["kernels"] = kernels
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def read_result(path: str | Path) -> Result:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "result.json"
+    with path.open() as fh:
+        return Result.from_json(json.load(fh))
+
+
+def peak_memory_bytes() -> dict[str, int | None]:
+    """Peak host memory of this process, and the accelerator's peak where it reports one."""
+    host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # backends without memory statistics
+        stats = {}
+    return {"host_peak_bytes": host, "device_peak_bytes": stats.get("peak_bytes_in_use")}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of this package and the JAX stack (None where absent)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def run_meta(config: Config, *, wall_time: float, **extra: Any) -> dict[str, Any]:
+    """Seed, device, versions, timing and memory, so every number can be reproduced."""
+    versions = package_versions()
+    device = jax.devices()[0]
+    return {
+        "seed": config.run.seed,
+        "dtype": config.run.dtype,
+        "device": {"platform": device.platform, "kind": device.device_kind},
+        "python": platform.python_version(),
+        "versions": versions,
+        "wall_time_s": wall_time,
+        "memory": peak_memory_bytes(),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """Plain JSON data: arrays to lists, numpy scalars to Python numbers, non-finite numbers to
+    None (read back as NaN by `Result.from_json`)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray | jax.Array):
+        return json_ready(np.asarray(value).tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

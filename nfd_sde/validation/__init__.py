@@ -1,0 +1,16 @@
+"""Validation problems with known answers: closed forms (spec section 3) and reference kernels,
+shared by the tests, the notebooks and the audit."""
+
+from ._closed_forms import (
+    backward_second_moment as backward_second_moment,
+    first_layer_change_exponent as first_layer_change_exponent,
+    first_step_change as first_step_change,
+    forward_second_moment as forward_second_moment,
+)
+from ._network_identity import limit_from_network as limit_from_network
+from ._reference_kernels import (
+    euler_kernel as euler_kernel,
+    initial_sigma as initial_sigma,
+    ode_kernel as ode_kernel,
+    relu_expectation as relu_expectation,
+)

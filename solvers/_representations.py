@@ -1,0 +1,220 @@
+"""Two exact particle representations of a sequence of initial Gaussian matrices' products.
+
+A system of particles multiplies by initial Gaussian matrices, named `weights` (W, or W1 and W2),
+in a forward sweep (W(0) a) and a backward sweep (W~(0)^T g: an independent copy, or W(0)^T itself
+when the backward pass reuses the forward weights). Each product is conditioned on what the same
+matrix did to the stored pairs; `conditioning[name] = (forward input, backward input)` names the
+stored quantity it multiplied. A representation gives, for one sweep, the products as
+`AbstractGaussianProduct`s, and records the new stored pairs.
+
+* `FieldSpace`: each particle carries standard increments per (pair, depth step); correlations
+  come from the growing Cholesky factor of the particle kernel (`FieldNoise` per product). Cost
+  per depth step ~ particles x pairs, memory ~ particles x pairs x steps. Backward weights are
+  always an independent copy (the decoupled system).
+* `WeightSpace`: an (N, N) Gaussian matrix per depth step, regenerated from a key. Cost per depth
+  step ~ particles^2 x pairs; the backward product is the same matrix transposed (`reuse=True`,
+  standard backprop) or an independent one.
+
+Keys: the first weight uses the base keys, the i-th (i >= 1) `fold_in(base, i)`. A solve on a
+grid nested `refinement` times in a finer one draws its noise on the finer grid and sums it
+(shared Brownian paths across nested grids).
+"""
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from ._conditional_gaussian import append_factor_rows, conditional_factor
+from ._depth_grid import DepthGrid
+from ._gaussian_products import (
+    AbstractGaussianProduct,
+    ConditionalGaussianProduct,
+    MatrixProduct,
+)
+from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices
+from ._particles import particle_gram
+from ._white_noise import keyed_white
+
+DIRECTIONS = ("forward", "backward")
+
+
+class FieldNoise(eqx.Module):
+    """Stored standard increments of the training pairs and their growing Cholesky factors."""
+
+    white: Float[Array, "steps particles stored"]
+    factor: Float[Array, "steps stored stored"]
+
+
+def weight_keys(base: PRNGKeyArray, weights: tuple[str, ...]) -> dict[str, PRNGKeyArray]:
+    return {w: base if i == 0 else jax.random.fold_in(base, i) for i, w in enumerate(weights)}
+
+
+class AbstractRepresentation(eqx.Module):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def init_noise(
+        self, weights: tuple[str, ...], *, stored: int, dtype
+    ) -> dict[str, FieldNoise] | None:
+        """The empty noise history (None if the representation keeps none)."""
+
+    @abc.abstractmethod
+    def new_white(
+        self, direction: str, k: Int[Array, ""], pairs: int, dtype
+    ) -> dict[str, Array] | None:
+        """The new pairs' standard increments at SGD step k, per weight (None: none needed)."""
+
+    @abc.abstractmethod
+    def products(
+        self,
+        direction: str,
+        noise: dict[str, FieldNoise] | None,
+        history: dict[str, Array],
+        conditioning: dict[str, tuple[str, str]],
+        white: dict[str, Array] | None,
+        jitter: Float[Array, ""],
+    ) -> dict[str, AbstractGaussianProduct]:
+        """Each weight's product for one sweep."""
+
+    @abc.abstractmethod
+    def append(
+        self,
+        noise: dict[str, FieldNoise] | None,
+        history: dict[str, Array],
+        entries: dict[str, Array],
+        conditioning: dict[str, tuple[str, str]],
+        white: dict[str, dict[str, Array] | None],
+        start: Int[Array, ""],
+        jitter: Float[Array, ""],
+    ) -> dict[str, FieldNoise] | None:
+        """The noise history with the new training pairs appended at slots start..."""
+
+
+class FieldSpace(AbstractRepresentation):
+    name = "field"
+    forward_keys: dict[str, PRNGKeyArray]
+    backward_keys: dict[str, PRNGKeyArray]
+    grid: DepthGrid
+    particles: int = eqx.field(static=True)
+    refinement: int = eqx.field(static=True, default=1)
+
+    def init_noise(self, weights, *, stored, dtype):
+        m, n = self.grid.steps, self.particles
+
+        def empty():  # a separate buffer per field, so the state can be donated
+            return FieldNoise(
+                jnp.zeros((m, n, stored), dtype), jnp.tile(jnp.eye(stored, dtype=dtype), (m, 1, 1))
+            )
+
+        return {f"{w}.{d}": empty() for w in weights for d in DIRECTIONS}
+
+    def new_white(self, direction, k, pairs, dtype):
+        keys = self.forward_keys if direction == "forward" else self.backward_keys
+        return {
+            w: keyed_white(
+                jax.random.fold_in(key, k),
+                (self.particles, pairs),
+                self.grid,
+                refinement=self.refinement,
+                dtype=dtype,
+            )
+            for w, key in keys.items()
+        }
+
+    def products(self, direction, noise, history, conditioning, white, jitter):
+        side = DIRECTIONS.index(direction)
+        return {
+            w: ConditionalGaussianProduct(
+                stored_inputs=history[conditioning[w][side]],
+                stored_white=noise[f"{w}.{direction}"].white,
+                stored_factor=noise[f"{w}.{direction}"].factor,
+                new_white=white[w],
+                jitter=jitter,
+            )
+            for w in white
+        }
+
+    def append(self, noise, history, entries, conditioning, white, start, jitter):
+        out = {}
+        for name, field in noise.items():
+            weight, direction = name.split(".")
+            inputs = conditioning[weight][DIRECTIONS.index(direction)]
+            out[name] = _append_pairs(
+                field,
+                history[inputs],
+                entries[inputs],
+                white[direction][weight],
+                start,
+                jitter,
+            )
+        return out
+
+
+def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
+    """Append the new pairs' standard increments and factor rows to a field-space history."""
+    pairs = new.shape[-1]
+
+    def rows_at(stored_m, new_m, factor_m):
+        return conditional_factor(
+            particle_gram(new_m, stored_m), particle_gram(new_m, new_m), factor_m, jitter=jitter
+        )
+
+    rows, block = jax.vmap(rows_at)(stored, new, field.factor)
+    factor = jax.vmap(append_factor_rows, in_axes=(0, 0, 0, None))(field.factor, rows, block, start)
+    zero = jnp.zeros_like(start)
+    stored_white = lax.dynamic_update_slice(field.white, white[:, :, :pairs], (zero, zero, start))
+    return FieldNoise(white=stored_white, factor=factor)
+
+
+class WeightSpace(AbstractRepresentation):
+    name = "weight"
+    forward_matrices: dict[str, AbstractMatrixSource]
+    backward_matrices: dict[str, AbstractMatrixSource]
+
+    @classmethod
+    def keyed(
+        cls,
+        weights: tuple[str, ...],
+        *,
+        forward_key: PRNGKeyArray,
+        backward_key: PRNGKeyArray,
+        particles: int,
+        dtype,
+        reuse: bool,
+        refinement: int = 1,
+    ) -> "WeightSpace":
+        """Matrices regenerated from keys; `reuse`: the backward pass uses the forward matrices
+        (standard backprop), else independent ones (decoupled)."""
+
+        def source(key):
+            return KeyedGaussianMatrices(key, particles, jnp.dtype(dtype), refinement)
+
+        forward = {w: source(k) for w, k in weight_keys(forward_key, weights).items()}
+        backward = (
+            forward
+            if reuse
+            else {w: source(k) for w, k in weight_keys(backward_key, weights).items()}
+        )
+        return cls(forward, backward)
+
+    def init_noise(self, weights, *, stored, dtype):
+        return None
+
+    def new_white(self, direction, k, pairs, dtype):
+        return None
+
+    def products(self, direction, noise, history, conditioning, white, jitter):
+        if direction == "forward":
+            return {w: MatrixProduct(s, transpose=False) for w, s in self.forward_matrices.items()}
+        return {w: MatrixProduct(s, transpose=True) for w, s in self.backward_matrices.items()}
+
+    def append(self, noise, history, entries, conditioning, white, start, jitter):
+        return None
+
+
+REPRESENTATIONS = {cls.name: cls for cls in (FieldSpace, WeightSpace)}
