@@ -13,7 +13,8 @@ from ._depth_terms import (
     DepthInterval as DepthInterval,
     signed_root as signed_root,
 )
-from ._fit import RateFit as RateFit, fit_loglog as fit_loglog
+from ._extrapolation import extrapolate as extrapolate, richardson_weights as richardson_weights
+from ._fit import RateFit as RateFit, fit_loglog as fit_loglog, t95 as t95
 from ._gaussian_products import (
     AbstractGaussianProduct as AbstractGaussianProduct,
     ConditionalGaussianProduct as ConditionalGaussianProduct,
@@ -39,5 +40,10 @@ from ._schemes import (
     EulerMaruyama as EulerMaruyama,
     ScanEulerMaruyama as ScanEulerMaruyama,
     sweep as sweep,
+)
+from ._statistics import (
+    control_variate_means as control_variate_means,
+    group_mean_se as group_mean_se,
+    jackknife_se as jackknife_se,
 )
 from ._white_noise import keyed_white as keyed_white

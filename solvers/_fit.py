@@ -40,6 +40,13 @@ _T95 = [
 ]
 
 
+def t95(dof: int) -> float:
+    """The two-sided 95% Student-t quantile for `dof` degrees of freedom (normal beyond 30)."""
+    if dof < 1:
+        return math.inf
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
 @dataclasses.dataclass(frozen=True)
 class RateFit:
     """`error ~ prefactor * size^slope`, with the slope's standard error and 95% interval."""
@@ -79,7 +86,7 @@ def fit_loglog(sizes, errors, weights=None) -> RateFit:
     resid = y - design @ coef
     sigma2 = float(w @ resid**2) / dof
     stderr = math.sqrt(sigma2 * np.linalg.inv(gram)[1, 1])
-    q = _T95[dof - 1] if dof <= len(_T95) else 1.96
+    q = t95(dof)
     return RateFit(
         float(coef[1]), float(coef[0]), stderr, (coef[1] - q * stderr, coef[1] + q * stderr), len(x)
     )

@@ -92,7 +92,9 @@ class AbstractRepresentation(eqx.Module):
         start: Int[Array, ""],
         jitter: Float[Array, ""],
     ) -> dict[str, FieldNoise] | None:
-        """The noise history with the new training pairs appended at slots start..."""
+        """The noise history with new pairs appended at slots start...; `white[direction][w]`
+        are their standard increments (steps, particles, pairs), and a direction whose white is
+        None is left as it is (pairs that direction never multiplies keep identity rows)."""
 
 
 class FieldSpace(AbstractRepresentation):
@@ -143,6 +145,9 @@ class FieldSpace(AbstractRepresentation):
         out = {}
         for name, field in noise.items():
             weight, direction = name.split(".")
+            if white[direction] is None:
+                out[name] = field
+                continue
             inputs = conditioning[weight][DIRECTIONS.index(direction)]
             out[name] = _append_pairs(
                 field,
@@ -157,7 +162,6 @@ class FieldSpace(AbstractRepresentation):
 
 def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
     """Append the new pairs' standard increments and factor rows to a field-space history."""
-    pairs = new.shape[-1]
 
     def rows_at(stored_m, new_m, factor_m):
         return conditional_factor(
@@ -167,7 +171,7 @@ def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
     rows, block = jax.vmap(rows_at)(stored, new, field.factor)
     factor = jax.vmap(append_factor_rows, in_axes=(0, 0, 0, None))(field.factor, rows, block, start)
     zero = jnp.zeros_like(start)
-    stored_white = lax.dynamic_update_slice(field.white, white[:, :, :pairs], (zero, zero, start))
+    stored_white = lax.dynamic_update_slice(field.white, white, (zero, zero, start))
     return FieldNoise(white=stored_white, factor=factor)
 
 

@@ -23,11 +23,20 @@ def stream_from(x_train, y_train, x_eval, y_eval) -> DataStream:
     )
 
 
-def first_step_problem(*, particles, depth_steps, representation, backward, eta=0.1):
-    """Spec section 3: linear phi and readout, frozen U and v, one input with |x|^2/d = 1, y = 1."""
+# One particle system on one depth grid without control variates: the particle scheme itself.
+PLAIN = ["solver.groups=1", "solver.levels=1", "solver.control_variates=false"]
+
+
+def first_step_problem(
+    *, particles, depth_steps, representation, backward, eta=0.1, solver=PLAIN, block="one_layer"
+):
+    """Spec section 3: linear phi and readout, frozen U and v, one input with |x|^2/d = 1, y = 1
+    (with `block="two_layer"`, spec section 5)."""
     config = load_config(
         None,
         [
+            *solver,
+            f"model.block={block}",
             "model.activation=linear",
             "model.readout=linear",
             "model.dim=4",
@@ -47,13 +56,17 @@ def first_step_problem(*, particles, depth_steps, representation, backward, eta=
     return config, stream_from(x[None], np.ones((1, 1, 1)), x, np.ones((1, 1)))
 
 
-def first_step_gain(config, stream, seeds) -> np.ndarray:
-    """(f^1 - f^0) / (eta y) on the eval input (the train input itself), one value per seed."""
-    out = []
-    for seed in seeds:
-        result = solve_limit(config, stream, key=jax.random.key(seed))
-        out.append((result.f_eval[1, 0, 0] - result.f_eval[0, 0, 0]) / config.training.eta)
-    return np.asarray(out)
+def first_step_gain(config, stream, groups: int, *, seed: int = 0) -> tuple[float, float]:
+    """(f^1 - f^0) / (eta y) on the eval input (the train input itself) from one solve of
+    `groups` independent particle systems (one level, no control variates): its mean and the
+    standard error over the groups."""
+    config = config.replace(solver={"groups": groups, "levels": 1, "control_variates": False})
+    result = solve_limit(config, stream, key=jax.random.key(seed))
+    gain = (result.f_eval[1, 0, 0] - result.f_eval[0, 0, 0]) / config.training.eta
+    # f^0 and f^1 come from the same groups: the error of the difference is that of f^1 - f^0,
+    # bounded by the sum of the two standard errors
+    se = (result.stderr["f_eval"][1, 0, 0] + result.stderr["f_eval"][0, 0, 0]) / config.training.eta
+    return float(gain), float(se)
 
 
 def init_paths(config, inputs, *, seed):

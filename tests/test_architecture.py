@@ -111,6 +111,8 @@ def test_a_learning_rate_sweep_compiles_each_step_once():
             "solver.particles=40",
             "solver.depth_steps=3",
             "solver.representation=field",
+            "solver.groups=2",
+            "solver.levels=1",
         ],
     )
     stream = load_stream(config)

@@ -159,20 +159,43 @@ def test_solve_flags_become_config(fake, config_file, tmp_path, capsys):
     out = tmp_path / "limit"
     status, stdout, err = run(
         [
-            "solve", config_file, "--particles", 64, "--depth-steps", 5,
-            "--representation", "weight", "--backward", "standard", "--out", out,
+            "solve", config_file, "--particles", 64, "--depth-steps", 5, "--levels", 1,
+            "--groups", 3, "--representation", "weight", "--backward", "standard", "--out", out,
         ],
         capsys,
     )  # fmt: skip
     assert status == 0, err
     (call,) = fake["limit"].calls
     solver = call["config"].solver
-    assert (solver.particles, solver.depth_steps) == (64, 5)
+    assert (solver.particles, solver.depth_steps, solver.levels, solver.groups) == (64, 5, 1, 3)
     assert (solver.representation, solver.backward) == ("weight", "standard")
     assert call["progress"] is True
     assert read_result(out).producer["particles"] == 64
     assert_png(out / "losses.png", min_width=1000)
-    assert "64 particles, 5 depth steps" in stdout
+    assert "64 particles, depth steps 5" in stdout
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--depth-steps", "8,16,32"], (32, 3)),
+        (["--depth-steps", "32", "--extrapolate"], (32, 3)),
+        (["--depth-steps", "16", "--levels", "2"], (16, 2)),
+    ],
+)
+def test_solve_nested_depth_flags(fake, tmp_path, capsys, flags, expected):
+    status, _, err = run(["solve", *flags, "--out", tmp_path / "o"], capsys)
+    assert status == 0, err
+    solver = fake["limit"].calls[0]["config"].solver
+    assert (solver.depth_steps, solver.levels) == expected
+
+
+def test_solve_refuses_grids_that_do_not_nest(fake, tmp_path, capsys):
+    status, _, err = run(["solve", "--depth-steps", "8,24", "--out", tmp_path / "o"], capsys)
+    assert_one_line_error(status, err, "twice the previous")
+    status, _, err = run(["solve", "--depth-steps", "6", "--out", tmp_path / "o"], capsys)
+    assert_one_line_error(status, err, "solver.depth_steps=6 must be divisible by 4")
+    assert fake["limit"].calls == []
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -267,16 +290,22 @@ def test_demo_fast_writes_results_and_overlay(fake, tmp_path, capsys):
     assert status == 0, err
     (limit_call,) = fake["limit"].calls
     depth_steps = limit_call["config"].solver.depth_steps
+    # the limit at M = L without extrapolation: the exact n -> infinity target of the networks
+    assert limit_call["config"].solver.levels == 1
     finite_calls = fake["finite"].calls
     backwards = {c["config"].network.backward for c in finite_calls}
     assert backwards == {"standard", "decoupled"}
     assert {c["config"].network.depth for c in finite_calls} == {depth_steps}
     assert {c["config"].network.width for c in finite_calls} == set(demo.FAST_DEMO_WIDTHS)
-    # Every run sees the very same data, and no two finite networks share an init key.
+    assert len(finite_calls) == 2 * len(demo.FAST_DEMO_WIDTHS) * demo.FAST_DEMO_SEEDS
+    # Every run sees the very same data; the seeds of one width and mode differ.
     for call in finite_calls:
         np.testing.assert_array_equal(call["stream"].x_train, limit_call["stream"].x_train)
-    keys = {jax.random.key_data(c["key"]).tobytes() for c in [limit_call, *finite_calls]}
-    assert len(keys) == 1 + len(finite_calls)
+    keys = {
+        (c["config"].network.backward, jax.random.key_data(c["key"]).tobytes())
+        for c in finite_calls
+    }
+    assert len(keys) == len(finite_calls)
     # --fast shrinks the built-in config.
     assert limit_call["config"].solver.particles < load_config(demo.DEFAULT_CONFIG).solver.particles
     assert read_result(out / "limit").producer["kind"] == "limit"
@@ -284,8 +313,10 @@ def test_demo_fast_writes_results_and_overlay(fake, tmp_path, capsys):
     assert len(finite_dirs) == len(finite_calls)
     for path in finite_dirs:
         assert read_result(path).producer["kind"] == "finite"
+    summary = json.loads((out / "demo.json").read_text())["summary"]
+    assert len(summary["rows"]) == 2 * len(demo.FAST_DEMO_WIDTHS)
     assert_png(out / "overlay.png", min_width=2000)
-    assert "NFD limit" in stdout and "RMS from the limit" in stdout
+    assert "NFD limit" in stdout and "from the limit" in stdout
     # A second run refuses, unless told to overwrite.
     status, _, err = run(["demo", "--fast", "--out", out], capsys)
     assert_one_line_error(status, err, "--overwrite")
@@ -354,13 +385,20 @@ def test_train_end_to_end(tmp_path, capsys):
 
 def test_solve_end_to_end(tmp_path, capsys):
     out = tmp_path / "limit"
-    argv = ["solve", "--particles", 256, "--depth-steps", 4, "--out", out, *TINY]
+    argv = ["solve", "--particles", 256, "--groups", 2, "--depth-steps", 8, "--out", out, *TINY]
     status, _, err = run(argv, capsys)
     assert status == 0, err
     result = read_result(out)
     assert result.f_eval.shape == (3, 3, 1)
     assert np.all(np.isfinite(result.loss_eval))
-    assert (result.producer["particles"], result.producer["depth_steps"]) == (256, 4)
+    assert (result.producer["particles"], result.producer["depth_steps"]) == (256, 8)
+    assert result.producer["levels"] == [8, 4, 2]
+    # every limit number carries its Monte Carlo and discretisation errors, same shapes
+    for errors in (result.stderr, result.syserr):
+        assert errors["f_eval"].shape == result.f_eval.shape
+        assert errors["loss_eval"].shape == result.loss_eval.shape
+        assert errors["kernels"]["feature_eval"].shape == result.kernels["feature_eval"].shape
+        assert np.all(np.isfinite(errors["f_eval"]))
     assert_png(out / "losses.png", min_width=1000)
 
 
@@ -369,6 +407,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     status, _, err = run(["demo", "--fast", "--out", out], capsys)
     assert status == 0, err
     limit = read_result(out / "limit")
+    assert limit.stderr is not None and np.all(np.isfinite(limit.stderr["f_eval"]))
     for path in out.glob("finite_*"):
         finite = read_result(path)
         assert finite.f_eval.shape == limit.f_eval.shape

@@ -23,6 +23,9 @@ def _problem(width, depth, *, backward, representation="weight", particles=None,
     return load_config(
         None,
         [
+            "solver.groups=1",
+            "solver.levels=1",
+            "solver.control_variates=false",
             "model.activation=tanh",
             "model.dim=5",
             "model.outputs=2",

@@ -86,6 +86,17 @@ def sizes_type(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def nested_depths_type(text: str) -> tuple[int, int | None]:
+    """`M` or nested grids `M1,M2,...` (each twice the previous): (finest M, levels or None)."""
+    steps = sizes_type(text)
+    ordered = sorted(steps)
+    if any(b != 2 * a for a, b in zip(ordered, ordered[1:])):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: nested depth grids must each be twice the previous, e.g. 16,32,64"
+        )
+    return ordered[-1], (len(ordered) if len(ordered) > 1 else None)
+
+
 def numbers_type(text: str) -> tuple[float, ...]:
     """A comma-separated list of finite numbers, e.g. `0,0.25,0.5`."""
     values = []

@@ -88,7 +88,15 @@ def run_compare(
         limit_seeds=limit_seeds,
     )
     config = config.replace(
-        solver={"particles": particles, "depth_steps": depth_steps, "backward": "decoupled"}
+        solver={
+            "particles": particles,
+            "depth_steps": depth_steps,
+            "backward": "decoupled",
+            # each limit seed is one particle system on the depth-M grid (the M-step limit)
+            "groups": 1,
+            "levels": 1,
+            "control_variates": False,
+        }
     )
     eval_size = stream.x_eval.shape[0]
     plan = plan_limit(

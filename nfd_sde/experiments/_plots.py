@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..model import Result
+from ..model import Result, interval95
 
 DPI = 150
 LIMIT_STYLE = dict(color="black", linewidth=3.0, zorder=3)
@@ -26,9 +26,11 @@ def plot_loss_curves(results: Mapping[str, Result], path: str | Path) -> Figure:
     train_ax, eval_ax = figure.axes
     colours = palette(len(results))
     for (name, result), colour in zip(results.items(), colours):
-        loss_train, loss_eval = np.asarray(result.loss_train), np.asarray(result.loss_eval)
-        train_ax.plot(np.arange(len(loss_train)), loss_train, "o-", color=colour, label=name)
-        eval_ax.plot(np.arange(len(loss_eval)), loss_eval, "o-", color=colour, label=name)
+        for ax, field in ((train_ax, "loss_train"), (eval_ax, "loss_eval")):
+            values = np.asarray(getattr(result, field))
+            steps = np.arange(len(values))
+            ax.plot(steps, values, "o-", color=colour, label=name)
+            draw_band(ax, steps, values, interval95(result, field), color=colour)
     train_ax.set_title("Training loss (minibatch of step k, before its update)")
     eval_ax.set_title("Eval loss after k SGD steps")
     for ax in (train_ax, eval_ax):
@@ -58,7 +60,11 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
 
     limit_label = _limit_label(limit)
     loss_ax.plot(steps, np.asarray(limit.loss_eval), label=limit_label, **LIMIT_STYLE)
+    draw_band(loss_ax, steps, limit.loss_eval, interval95(limit, "loss_eval"), color="black")
     pred_ax.plot(inputs, f_limit[-1, order], "o-", label=limit_label, **LIMIT_STYLE)
+    band = interval95(limit, "f_eval")
+    if band is not None:
+        draw_band(pred_ax, inputs, f_limit[-1, order], band[-1, order, 0], color="black")
     pred_ax.plot(inputs, f_limit[0, order], ":", color="grey", label="limit, step 0")
 
     for (name, result), colour in zip(finite.items(), _colours_by_width(finite.values())):
@@ -100,6 +106,16 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
     return save_figure(figure, path)
 
 
+def draw_band(ax: Axes, x, y, half, *, color, alpha: float = 0.2) -> None:
+    """Shade y +- half (a 95% band) where `half` is given and finite."""
+    if half is None:
+        return
+    y, half = np.asarray(y, dtype=float), np.asarray(half, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(half)
+    if ok.any():
+        ax.fill_between(np.asarray(x)[ok], (y - half)[ok], (y + half)[ok], color=color, alpha=alpha)
+
+
 def new_figure(
     nrows: int, ncols: int, *, width: float | None = None, height: float | None = None
 ) -> Figure:
@@ -139,8 +155,15 @@ def _linestyle(result: Result) -> str:
 def _limit_label(result: Result) -> str:
     producer = result.producer
     sizes = [f"N={producer[k]}" for k in ("particles",) if k in producer]
-    sizes += [f"M={producer[k]}" for k in ("depth_steps",) if k in producer]
-    return "NFD limit" + (f" ({', '.join(sizes)})" if sizes else "")
+    if producer.get("groups", 1) > 1:
+        sizes[-1:] = [f"{sizes[-1]} x {producer['groups']}"] if sizes else []
+    grids = producer.get("levels")
+    if grids and len(grids) > 1:
+        sizes.append(f"M={','.join(str(m) for m in grids[::-1])} extrapolated")
+    elif "depth_steps" in producer:
+        sizes.append(f"M={producer['depth_steps']}")
+    band = " with 95% band" if interval95(result, "f_eval") is not None else ""
+    return "NFD limit" + (f" ({', '.join(sizes)})" if sizes else "") + band
 
 
 def _log_if_positive(ax: Axes) -> None:

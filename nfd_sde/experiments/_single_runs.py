@@ -9,15 +9,16 @@ loss curves.
 """
 
 import argparse
+import functools
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
 from ..finite import train_finite
-from ..limit import solve_limit
+from ..limit import solve_limit, solve_to_target
 from ..model import BACKWARDS, REPRESENTATIONS, Result, load_config, load_stream
-from ._arguments import add_run_arguments, refuse_existing
+from ._arguments import add_run_arguments, nested_depths_type, refuse_existing
 from ._commands import Command
 from ._plots import plot_loss_curves
 from ._records import write_result
@@ -30,15 +31,29 @@ def describe_finite(result: Result) -> str:
 
 def describe_limit(result: Result) -> str:
     p = result.producer
+    grids = p.get("levels") or [p["depth_steps"]]
+    depth = "depth steps " + ",".join(str(m) for m in grids[::-1])
+    groups = f" x {p['groups']} groups" if p.get("groups", 1) > 1 else ""
     return (
-        f"NFD limit ({p['particles']} particles, {p['depth_steps']} depth steps, "
+        f"NFD limit ({p['particles']} particles{groups}, {depth}, "
         f"{p['representation']} space, {p['backward']})"
     )
 
 
 def loss_summary(result: Result) -> str:
     loss = np.asarray(result.loss_eval)
-    return f"eval loss {loss[0]:.4g} -> {loss[-1]:.4g} over {len(loss) - 1} steps"
+    final = f"{loss[-1]:.4g}"
+    if result.stderr is not None or result.syserr is not None:
+        final += _errors(result, "loss_eval", -1)
+    return f"eval loss {loss[0]:.4g} -> {final} over {len(loss) - 1} steps"
+
+
+def _errors(result: Result, name: str, index) -> str:
+    parts = []
+    for label, errors in (("stderr", result.stderr), ("syserr", result.syserr)):
+        if errors is not None and errors.get(name) is not None:
+            parts.append(f"{label} {float(np.asarray(errors[name])[index]):.2g}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def timing(result: Result) -> str:
@@ -57,8 +72,35 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
 def _add_solve(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, example="training.eta=0.25")
     parser.add_argument("--seed", type=int, help="run.seed: seed of the particles")
-    parser.add_argument("--particles", type=int, help="solver.particles: Monte Carlo particles N")
-    parser.add_argument("--depth-steps", type=int, help="solver.depth_steps: depth grid steps M")
+    parser.add_argument(
+        "--particles", type=int, help="solver.particles: Monte Carlo particles N per group"
+    )
+    parser.add_argument(
+        "--groups",
+        type=int,
+        help="solver.groups: independent particle systems (their spread is the Monte Carlo error)",
+    )
+    parser.add_argument(
+        "--depth-steps",
+        type=nested_depths_type,
+        help="solver.depth_steps: depth grid steps M, or nested grids M1,M2,... (each twice "
+        "the previous: extrapolation over them), e.g. 16,32,64",
+    )
+    parser.add_argument(
+        "--levels", type=int, help="solver.levels: nested depth grids M, M/2, ... (1: none)"
+    )
+    parser.add_argument(
+        "--extrapolate",
+        action="store_true",
+        help="extrapolate in depth over three nested grids (solver.levels=3)",
+    )
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        metavar="E",
+        help="choose the particles and depth steps for a relative error E (a pilot solve "
+        "measures the errors; the plan and a time estimate are printed first)",
+    )
     parser.add_argument("--representation", choices=REPRESENTATIONS, help="solver.representation")
     parser.add_argument("--backward", choices=BACKWARDS, help="solver.backward")
 
@@ -70,10 +112,20 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _solve(args: argparse.Namespace) -> None:
-    flags = {"solver.particles": args.particles, "solver.depth_steps": args.depth_steps}
+    flags = {"solver.particles": args.particles, "solver.groups": args.groups}
+    if args.depth_steps is not None:
+        finest, nested = args.depth_steps
+        flags |= {"solver.depth_steps": finest, "solver.levels": nested or args.levels}
+    else:
+        flags |= {"solver.levels": args.levels}
+    if args.extrapolate:
+        flags["solver.levels"] = 3
     flags |= {"solver.representation": args.representation, "solver.backward": args.backward}
     flags |= {"run.seed": args.seed}
-    run_one(args, flags, solve_limit, describe=describe_limit)
+    produce = solve_limit
+    if args.target_error is not None:
+        produce = functools.partial(solve_to_target, target=args.target_error)
+    run_one(args, flags, produce, describe=describe_limit)
 
 
 def run_one(

@@ -1,5 +1,10 @@
 """The NFD limit: particles, the limit's SGD step, the solve, and the plan that precedes it."""
 
+from ._groups import (
+    build_groups as build_groups,
+    jit_evaluate as jit_evaluate,
+    jit_step as jit_step,
+)
 from ._plan import (
     FIELD_BIAS as FIELD_BIAS,
     RNG_COST as RNG_COST,
@@ -7,7 +12,7 @@ from ._plan import (
     limit_costs as limit_costs,
     plan_limit as plan_limit,
 )
-from ._solve import jit_evaluate as jit_evaluate, jit_step as jit_step, solve_limit as solve_limit
+from ._solve import level_steps as level_steps, solve_limit as solve_limit
 from ._solver import (
     LimitSolver as LimitSolver,
     LimitState as LimitState,
@@ -18,4 +23,10 @@ from ._step import (
     forward_paths as forward_paths,
     limit_evaluate as limit_evaluate,
     limit_step as limit_step,
+)
+from ._target import (
+    TargetPlan as TargetPlan,
+    plan_target_error as plan_target_error,
+    relative_errors as relative_errors,
+    solve_to_target as solve_to_target,
 )

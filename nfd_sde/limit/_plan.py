@@ -58,7 +58,10 @@ def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: i
     block = block_of(config)
     w, arrays = len(block.weights), len(block.stored)
     n_part, m = solver.particles, solver.depth_steps
-    stored, new = steps * batch, batch + eval_size
+    stored, new = (
+        steps * batch + (eval_size if solver.control_variates and steps else 0),
+        batch + eval_size,
+    )
     cost_field, cost_weight = limit_costs(
         particles=n_part,
         depth_steps=m,
@@ -73,6 +76,7 @@ def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: i
         representation = "weight"
     else:
         representation = "field" if cost_field <= cost_weight else "weight"
+    _check_levels(config)
     itemsize = 8 if config.run.dtype == "float64" else 4
     history = arrays * m * n_part * stored
     paths = 3 * (m + 1) * n_part * new * (2 if block.has_first else 1)
@@ -82,16 +86,44 @@ def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: i
         if representation == "field"
         else 2 * w * n_part**2
     )
-    # the jitted step keeps an input and an output copy of the state
-    bytes_needed = int(itemsize * (2 * (history + params) + paths + 2 * extra))
+    # the jitted step keeps an input and an output copy of every group's state
+    bytes_needed = int(solver.groups * itemsize * (2 * (history + params) + paths + 2 * extra))
     plan = LimitPlan(representation, stored, new, cost_field, cost_weight, bytes_needed)
     limit = solver.memory_limit_gb * 1e9
     if bytes_needed > limit:
         raise ValueError(
             f"the limit solve needs about {plan.gigabytes:.2f} GB "
             f"(solver.memory_limit_gb={solver.memory_limit_gb}): the stored history grows like "
-            f"particles x depth_steps x steps*batch = {n_part} x {m} x {stored}. Reduce "
-            "solver.particles, solver.depth_steps, training.steps or training.batch, use "
+            f"groups x particles x depth_steps x steps*batch = {solver.groups} x {n_part} x {m} x "
+            f"{stored}. Reduce solver.groups, solver.particles, solver.depth_steps, "
+            "training.steps or training.batch, use "
             "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
         )
     return plan
+
+
+def _check_levels(config: Config) -> None:
+    """Extrapolation in depth needs a limit to extrapolate to, and kernels recorded at depth
+    times that are grid points of every level."""
+    solver = config.solver
+    if solver.levels == 1:
+        return
+    exponent = config.training.first_layer_exponent
+    if config.model.block == "two_layer" and exponent > 0:
+        raise ValueError(
+            f"two-layer blocks with training.first_layer_exponent={exponent} > 0 have no "
+            "infinite-depth limit: the first layer's update enters the backward pass (and, with "
+            "standard backprop, the forward pass) coherently and grows like L^c "
+            "(docs/two_layer_limit.md), so there is nothing to extrapolate to. Set "
+            "solver.levels=1 for the n -> infinity limit of the depth-M network, or c <= 0"
+        )
+    coarsest = solver.depth_steps // 2 ** (solver.levels - 1)
+    off_grid = [
+        t for t in config.run.kernel_depths if abs(t * coarsest - round(t * coarsest)) > 1e-9
+    ]
+    if off_grid:
+        raise ValueError(
+            f"run.kernel_depths {off_grid} are not grid points of the coarsest level "
+            f"({coarsest} depth steps), so the levels record kernels at different depths; use "
+            f"multiples of 1/{coarsest} or fewer solver.levels"
+        )

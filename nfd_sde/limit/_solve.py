@@ -1,33 +1,31 @@
-"""`solve_limit`: the NFD limit through all SGD steps of a data stream, as a `Result`."""
+"""`solve_limit`: the NFD limit through all SGD steps of a data stream, with its errors.
 
-import functools
+The solve runs `solver.groups` independent particle systems (one vmapped step) on each of
+`solver.levels` nested depth grids (M, M/2, ...; the noise is drawn on the finest grid and summed,
+so the levels share their Brownian paths), extrapolates in depth per group, and reports the mean
+over groups with its Monte Carlo standard error and its discretisation error (`_estimates`).
+"""
+
 import time
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
-from tqdm.auto import tqdm
+
+from solvers import t95
 
 from ..model import Config, DataStream, Result, loss_of, run_meta, to_dict
+from ._estimates import KERNELS, estimate, loss_estimate, variance_ratios
+from ._groups import build_groups, run_groups, stack
 from ._plan import plan_limit
 from ._solver import LimitSolver, LimitState, build_solver
-from ._step import limit_evaluate, limit_step
+
+FIELDS = ("f_train", "f_eval")
 
 
-@functools.partial(eqx.filter_jit, donate="all-except-first")
-@eqx.debug.assert_max_traces(max_traces=None)  # counts traces for `eqx.debug.get_num_traces`
-def jit_step(inputs, state):
-    """One step, `inputs = (solver, k, x_batch, y_batch, x_eval)`; the state (the history) is
-    donated, so its buffers are reused for the new state instead of copied."""
-    solver, k, x_batch, y_batch, x_eval = inputs
-    return limit_step(solver, state, k, x_batch, y_batch, x_eval)
-
-
-@eqx.filter_jit
-def jit_evaluate(solver, state, k, x_eval):
-    return limit_evaluate(solver, state, k, x_eval)
+def level_steps(config: Config) -> list[int]:
+    """Depth steps of the nested levels, finest first."""
+    return [config.solver.depth_steps // 2**level for level in range(config.solver.levels)]
 
 
 def solve_limit(
@@ -39,10 +37,12 @@ def solve_limit(
     solver: LimitSolver | None = None,
     state: LimitState | None = None,
 ) -> Result:
-    """Solve the NFD limit through all of `stream`'s SGD steps; returns the shared Result schema.
+    """Solve the NFD limit through all of `stream`'s SGD steps; returns the shared Result schema
+    with `stderr` and `syserr`.
 
-    `solver` and `state` may be given to inject noise or initial particles (cross-checks); a
-    given `state` is consumed (its buffers are donated to the solve).
+    `solver` and `state` may be given to inject noise or initial particles (cross-checks): one
+    particle system on one level (`solver.groups = solver.levels = 1`); a given `state` is
+    consumed (its buffers are donated to the solve).
     """
     plan = plan_limit(
         config,
@@ -51,74 +51,116 @@ def solve_limit(
         batch=stream.batch,
         eval_size=stream.x_eval.shape[0],
     )
-    with jax.enable_x64(config.run.dtype == "float64"):
-        key_solver, key_state = jax.random.split(key)
-        if solver is None:
-            solver = build_solver(config, stream, key=key_solver, plan=plan)
-        if state is None:
-            state = solver.init_state(key=key_state)
-        return _solve(config, stream, solver, state, plan, progress)
-
-
-def _solve(config, stream, solver, state, plan, progress):
-    dtype = config.run.dtype
-    x_train = jnp.asarray(stream.x_train, dtype)
-    y_train = jnp.asarray(stream.y_train, dtype)
-    x_eval = jnp.asarray(stream.x_eval, dtype)
-    outputs, step_times = [], []
+    given = solver is not None or state is not None
+    if given and (config.solver.groups, config.solver.levels) != (1, 1):
+        raise ValueError(
+            "a given solver or state is one particle system on one depth grid; set "
+            "solver.groups=1 and solver.levels=1"
+        )
     start = time.perf_counter()
-    for k in tqdm(range(stream.steps), desc="NFD limit", unit="step", disable=not progress):
-        tick = time.perf_counter()
-        state, out = jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state)
-        jax.block_until_ready(out)
-        step_times.append(time.perf_counter() - tick)
-        outputs.append(jax.device_get(out))
-    f_final, feature_final = jax.device_get(
-        jit_evaluate(solver, state, jnp.int32(stream.steps), x_eval)
-    )
-    wall = time.perf_counter() - start
+    with jax.enable_x64(config.run.dtype == "float64"):
+        runs = []
+        for level, steps in enumerate(level_steps(config)):
+            if given:
+                key_solver, key_state = jax.random.split(key)
+                solver = solver or build_solver(config, stream, key=key_solver, plan=plan)
+                state = state or solver.init_state(key=key_state)
+                solvers, states = stack([solver]), stack([state])
+            else:
+                solvers, states = build_groups(
+                    config.replace(solver={"depth_steps": steps, "levels": 1}),
+                    stream,
+                    key=key,
+                    plan=plan,
+                    refinement=2**level,
+                )
+            desc = f"NFD limit, M={steps}" if config.solver.levels > 1 else "NFD limit"
+            runs.append(
+                run_groups(
+                    solvers, states, stream, dtype=config.run.dtype, progress=progress, desc=desc
+                )
+            )
+        wall = time.perf_counter() - start
+        return _result(config, stream, runs, solvers, plan, wall)
 
-    f_train = np.stack([o.f_train for o in outputs])
-    f_eval = np.concatenate([np.stack([o.f_eval for o in outputs]), f_final[None]])
-    loss = loss_of(config)
-    y_eval = np.asarray(stream.y_eval)
-    loss_train = np.asarray(loss(f_train, stream.y_train)).mean(axis=-1)
-    loss_eval = np.asarray(loss(f_eval, y_eval[None])).mean(axis=-1)
-    kernels = {
-        "t": list(config.run.kernel_depths),
-        "layers": list(solver.kernel_points),
-        "feature_eval": np.concatenate(
-            [np.stack([o.feature_eval for o in outputs]), feature_final[None]]
-        ),
-        "feature_train": np.stack([o.feature_train for o in outputs]),
-        "grad_train": np.stack([o.grad_train for o in outputs]),
+
+def _result(config, stream, runs, solver, plan, wall) -> Result:
+    order = solver.scheme.order
+    controls = config.solver.control_variates
+    levels = {
+        name: np.stack([run[name] for run in runs]) for name in runs[0] if name != "step_times"
     }
-    later = step_times[1:] or step_times
+    outputs = {
+        name: estimate(levels[f"{name}_cv" if controls else name], order=order) for name in FIELDS
+    }
+    kernels = {name: estimate(levels[name], order=order) for name in KERNELS}
+    loss = loss_of(config)
+    losses = {
+        "loss_train": loss_estimate(
+            loss,
+            outputs["f_train"],
+            np.asarray(stream.y_train),
+            levels["f_train_cv" if controls else "f_train"],
+            order=order,
+        ),
+        "loss_eval": loss_estimate(
+            loss,
+            outputs["f_eval"],
+            np.asarray(stream.y_eval)[None],
+            levels["f_eval_cv" if controls else "f_eval"],
+            order=order,
+        ),
+    }
+
+    def errors(kind):
+        if all(v[kind] is None for v in (*outputs.values(), *losses.values())):
+            return None
+        out = {name: value[kind] for name, value in (*outputs.items(), *losses.items())}
+        out["kernels"] = {name: kernels[name][kind] for name in KERNELS}
+        return out
+
+    step_times = runs[0]["step_times"]
+    later = step_times[1:] or step_times or [0.0]
+    first = step_times[0] if step_times else 0.0
+    steps = level_steps(config)
     producer = {
         "kind": "limit",
-        "particles": solver.particles,
-        "depth_steps": solver.grid.steps,
-        "representation": solver.representation.name,
+        "particles": config.solver.particles,
+        "groups": config.solver.groups,
+        "depth_steps": steps[0],
+        "levels": steps,
+        "target": "infinite depth" if len(steps) > 1 else f"depth {steps[0]}",
+        "control_variates": controls,
+        "representation": plan.representation,
         "backward": config.solver.backward,
-        "block": solver.block.name,
+        "block": config.model.block,
         "driver": config.solver.driver,
         "jitter": config.solver.jitter,
         "estimated_gb": plan.gigabytes,
+        "interval95_factor": t95(config.solver.groups - 1) if config.solver.groups > 1 else 1.96,
+        "variance_ratios": variance_ratios(levels, controls),
+        "level_f_eval": levels["f_eval_cv" if controls else "f_eval"].mean(axis=1),
     }
     meta = run_meta(
         config,
         wall_time=wall,
-        first_step_s=step_times[0],
+        first_step_s=first,
         step_s=float(np.median(later)),
-        compile_time_s=max(step_times[0] - float(np.median(later)), 0.0),
+        compile_time_s=max(first - float(np.median(later)), 0.0),
     )
     return Result(
-        f_train=f_train,
-        f_eval=f_eval,
-        loss_train=loss_train,
-        loss_eval=loss_eval,
-        kernels=kernels,
+        f_train=outputs["f_train"]["value"],
+        f_eval=outputs["f_eval"]["value"],
+        loss_train=losses["loss_train"]["value"],
+        loss_eval=losses["loss_eval"]["value"],
+        kernels={
+            "t": list(config.run.kernel_depths),
+            "layers": list(solver.kernel_points),
+            **{name: kernels[name]["value"] for name in KERNELS},
+        },
         config=to_dict(config),
         producer=producer,
         meta=meta,
+        stderr=errors("stderr"),
+        syserr=errors("syserr"),
     )

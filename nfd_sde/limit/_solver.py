@@ -45,12 +45,17 @@ from ._plan import LimitPlan, plan_limit
 
 
 class LimitState(eqx.Module):
-    """Particles after k SGD steps: parameters and the stored training-pair history."""
+    """Particles after k SGD steps: parameters, the stored training-pair history, and what the
+    control variates need: the initial readout V^0 and the readout features r(H^0_1) and their
+    derivatives r'(H^0_1) of the eval inputs at step 0 (V^0 is independent of every step-0
+    forward path, so the particle average of V^0 r(H^0_1(x)) has expectation exactly zero)."""
 
     readin: Float[Array, "particles dim"]
     readout: Float[Array, "particles outputs"]
     history: dict[str, Float[Array, "steps particles stored"]]
     noise: dict[str, FieldNoise] | None
+    initial_readout: Float[Array, "particles outputs"]
+    initial_features: tuple[Float[Array, "particles eval"], Float[Array, "particles eval"]]
 
 
 class LimitSolver(eqx.Module):
@@ -69,10 +74,12 @@ class LimitSolver(eqx.Module):
     readout_rate: Float[Array, ""]
     jitter: Float[Array, ""]
     particles: int = eqx.field(static=True)
+    eval_size: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     outputs: int = eqx.field(static=True)
     batch: int = eqx.field(static=True)
     stored: int = eqx.field(static=True)
+    anchors: int = eqx.field(static=True)
     kernel_points: tuple[int, ...] = eqx.field(static=True)
     dtype: str = eqx.field(static=True)
 
@@ -84,11 +91,17 @@ class LimitSolver(eqx.Module):
         def zeros():  # a separate buffer per field, so the state can be donated
             return jnp.zeros((m, n, s), self.dtype)
 
+        readout = jax.random.normal(key_out, (n, self.outputs), self.dtype)
         return LimitState(
             readin=jax.random.normal(key_in, (n, self.dim), self.dtype),
-            readout=jax.random.normal(key_out, (n, self.outputs), self.dtype),
+            readout=readout,
             history={name: zeros() for name in self.block.stored},
             noise=self.representation.init_noise(self.block.weights, stored=s, dtype=self.dtype),
+            initial_readout=jnp.array(readout),
+            initial_features=(
+                jnp.zeros((n, self.eval_size), self.dtype),
+                jnp.zeros((n, self.eval_size), self.dtype),
+            ),
         )
 
 
@@ -141,6 +154,8 @@ def build_solver(
             refinement=refinement,
         )
     rates = limit_rates(config, dtype)
+    # with control variates, step 0's eval pairs are stored too (`_step._store_eval`)
+    anchors = stream.x_eval.shape[0] if config.solver.control_variates and stream.steps else 0
     return LimitSolver(
         block=block,
         representation=representation,
@@ -155,10 +170,12 @@ def build_solver(
         readout_rate=rates["readout"],
         jitter=jnp.asarray(solver_cfg.jitter, dtype),
         particles=solver_cfg.particles,
+        eval_size=stream.x_eval.shape[0],
         dim=stream.dim,
         outputs=stream.outputs,
         batch=stream.batch,
-        stored=stream.steps * stream.batch,
+        stored=stream.steps * stream.batch + anchors,
+        anchors=anchors,
         kernel_points=grid.point_indices(config.run.kernel_depths),
         dtype=dtype,
     )

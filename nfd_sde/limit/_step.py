@@ -25,9 +25,24 @@ from ._solver import LimitSolver, LimitState
 from ._terms import BackwardTerm, ForwardTerm
 
 
+class ControlStatistics(eqx.Module):
+    """Sufficient statistics, over one particle system, of the outputs' per-particle terms
+    y = V r(H_1) / gamma0 and of control features x with exactly zero expectation: their means
+    and centred cross products, per output channel c (`nfd_sde.limit._controls` combines them
+    across groups)."""
+
+    mean_x: Float[Array, "controls outputs"]
+    mean_y: Float[Array, "pairs outputs"]
+    xx: Float[Array, "outputs controls controls"]
+    xy: Float[Array, "outputs controls pairs"]
+
+
 class StepOutputs(eqx.Module):
+    """Step k's outputs (plain particle means and control-variate estimates) and kernels."""
+
     f_train: Float[Array, "batch outputs"]
     f_eval: Float[Array, "eval outputs"]
+    controls: ControlStatistics
     feature_train: Float[Array, "depths batch batch"]
     feature_eval: Float[Array, "depths eval eval"]
     grad_train: Float[Array, "depths batch batch"]
@@ -62,6 +77,37 @@ def outputs_of(solver: LimitSolver, state: LimitState, h_end):
     return particle_gram(feats, state.readout) / solver.gamma0, feats
 
 
+def control_features(state: LimitState, initial) -> Float[Array, "particles controls outputs"]:
+    """Per particle and output channel c: {V^0_c, (V^0_c)^2 - 1} times {1, r(H^0_1(x_p)),
+    r'(H^0_1(x_p))} over the eval inputs p. V^0 is independent of every step-0 forward path, so
+    each has expectation exactly zero. `initial` = (r(H^0_1), r'(H^0_1)) of the eval inputs."""
+    v = state.initial_readout
+    v_features = jnp.stack([v, v * v - 1.0], axis=1)  # (N, 2, C)
+    h_features = jnp.concatenate([jnp.ones_like(initial[0][:, :1]), *initial], axis=1)
+    x = v_features[:, :, None, :] * h_features[:, None, :, None]
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def control_statistics(solver, state, feats, initial) -> ControlStatistics:
+    y = feats[:, :, None] * state.readout[:, None, :] / solver.gamma0  # (N, pairs, C)
+    x = control_features(state, initial) / solver.gamma0
+    mean_x, mean_y = jnp.mean(x, axis=0), jnp.mean(y, axis=0)
+    xc, yc = x - mean_x, y - mean_y
+    return ControlStatistics(
+        mean_x=mean_x,
+        mean_y=mean_y,
+        xx=jnp.einsum("irc,isc->crs", xc, xc),
+        xy=jnp.einsum("irc,iqc->crq", xc, yc),
+    )
+
+
+def initial_features(solver: LimitSolver, h_end) -> tuple[Array, Array]:
+    """(r(H_1), r'(H_1)) of the given inputs (r' = 1 for a linear readout)."""
+    multiplier = solver.readout_map.multiplier(h_end)
+    multiplier = jnp.ones_like(h_end) if multiplier is None else multiplier
+    return solver.readout_map.features(h_end), multiplier
+
+
 def kernels(solver: LimitSolver, paths: Float[Array, "points particles pairs"]):
     return jnp.stack([particle_gram(paths[p], paths[p]) for p in solver.kernel_points])
 
@@ -70,8 +116,9 @@ def limit_evaluate(solver: LimitSolver, state: LimitState, k: Int[Array, ""], x_
     """Outputs and feature kernels on the eval inputs at step k (no training)."""
     path, _ = forward_paths(solver, state, k, x_eval)
     stream = solver.block.stream(path)
-    f_eval, _ = outputs_of(solver, state, stream[-1])
-    return f_eval, kernels(solver, solver.activation(stream))
+    f_eval, feats = outputs_of(solver, state, stream[-1])
+    controls = control_statistics(solver, state, feats, state.initial_features)
+    return f_eval, controls, kernels(solver, solver.activation(stream))
 
 
 def limit_step(
@@ -87,6 +134,12 @@ def limit_step(
     path, white = forward_paths(solver, state, k, jnp.concatenate([x_batch, x_eval]))
     stream = block.stream(path)
     f, readout_feats = outputs_of(solver, state, stream[-1])
+    initial = jax.tree.map(
+        lambda new, old: jnp.where(k == 0, new, old),
+        initial_features(solver, stream[-1][:, b:]),
+        state.initial_features,
+    )
+    controls = control_statistics(solver, state, readout_feats, initial)
     chi = solver.loss.derivative(f[:b], y_batch)
     train_path = jax.tree.map(lambda a: a[:, :, :b], path)
     h_train = block.stream(train_path)
@@ -101,35 +154,69 @@ def limit_step(
     back_path = sweep(term, solver.scheme, solver.grid, block.backward_state(g_end), reverse=True)
     g_path = block.gradients(back_path)
 
-    start = jnp.asarray(k * b, jnp.int32)
-    zero = jnp.zeros_like(start)
-    entries = block.history_entries(phi, train_path, back_path)
-    history = {
-        name: lax.dynamic_update_slice(state.history[name], entries[name], (zero, zero, start))
-        for name in block.stored
+    # slots: step 0's minibatch, then (with control variates) step 0's eval pairs, then the
+    # minibatches of steps 1, 2, ...
+    start = jnp.asarray(k * b + solver.anchors * (k > 0), jnp.int32)
+    train_white = {
+        "forward": None if white is None else {w: a[:, :, :b] for w, a in white.items()},
+        "backward": back_white,
     }
-    noise = solver.representation.append(
-        state.noise,
-        state.history,
-        entries,
-        block.conditioning,
-        {"forward": white, "backward": back_white},
-        start,
-        solver.jitter,
-    )
+    entries = block.history_entries(phi, train_path, back_path)
+    history, noise = _store(solver, state.history, state.noise, entries, train_white, start)
+    if solver.anchors:
+        history, noise = lax.cond(
+            k == 0,
+            lambda stored: _store_eval(solver, *stored, path, back_path, white, b),
+            lambda stored: stored,
+            (history, noise),
+        )
     new_state = LimitState(
         readin=state.readin
         - solver.readin_rate / b * (g_path[0] @ x_batch) / math.sqrt(solver.dim),
         readout=state.readout - solver.readout_rate / b * (readout_feats[:, :b] @ chi),
         history=history,
         noise=noise,
+        initial_readout=state.initial_readout,
+        initial_features=initial,
     )
     feature_paths = phi(stream)
     outputs = StepOutputs(
         f_train=f[:b],
         f_eval=f[b:],
+        controls=controls,
         feature_train=kernels(solver, feature_paths[:, :, :b]),
         feature_eval=kernels(solver, feature_paths[:, :, b:]),
         grad_train=kernels(solver, g_path),
     )
     return new_state, outputs
+
+
+def _store(solver: LimitSolver, history, noise, entries, white, start):
+    """`entries` (steps, particles, pairs) written into the history at slots start..., and the
+    representation's noise history extended by them."""
+    zero = jnp.zeros_like(start)
+    new_history = {
+        name: lax.dynamic_update_slice(history[name], entries[name], (zero, zero, start))
+        for name in solver.block.stored
+    }
+    new_noise = solver.representation.append(
+        noise, history, entries, solver.block.conditioning, white, start, solver.jitter
+    )
+    return new_history, new_noise
+
+
+def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b):
+    """Step 0's eval pairs stored after its minibatch: they teach the model nothing (zero
+    loss-gradient paths, so they add no drift), but every later pair is drawn conditionally on
+    them, as the network reuses W(0) for them; so an eval input's paths at step k keep the joint
+    law they have with its step-0 paths, which the control variates use."""
+    eval_path = jax.tree.map(lambda a: a[:, :, b:], path)
+    zero_back = jax.tree.map(
+        lambda a: jnp.zeros(a.shape[:2] + (solver.anchors,), a.dtype), back_path
+    )
+    entries = solver.block.history_entries(solver.activation, eval_path, zero_back)
+    eval_white = {
+        "forward": None if white is None else {w: a[:, :, b:] for w, a in white.items()},
+        "backward": None,
+    }
+    return _store(solver, history, noise, entries, eval_white, jnp.asarray(b, jnp.int32))

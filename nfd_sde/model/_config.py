@@ -42,6 +42,11 @@ def _positive_int(section: str, field: str, value: Any) -> None:
         raise ValueError(f"{section}.{field}={value!r}: must be an integer >= 1")
 
 
+def _boolean(section: str, field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{section}.{field}={value!r}: must be true or false")
+
+
 def _finite(section: str, field: str, value: Any, *, minimum: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{section}.{field}={value!r}: must be a finite number")
@@ -148,10 +153,17 @@ class NetworkConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
-    """The NFD limit solver: particles N, depth steps M, noise representation, driver."""
+    """The NFD limit solver: particles N per group, `groups` independent particle systems (their
+    spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
+    (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
+    1 level: the n -> infinity limit of the depth-M network itself), control variates for the
+    outputs, noise representation, driver."""
 
     particles: int = 2048
     depth_steps: int = 16
+    groups: int = 8
+    levels: int = 3
+    control_variates: bool = True
     representation: str = "auto"
     backward: str = "decoupled"
     driver: str = "diffrax"
@@ -161,6 +173,15 @@ class SolverConfig:
     def __post_init__(self):
         _positive_int("solver", "particles", self.particles)
         _positive_int("solver", "depth_steps", self.depth_steps)
+        _positive_int("solver", "groups", self.groups)
+        _positive_int("solver", "levels", self.levels)
+        _boolean("solver", "control_variates", self.control_variates)
+        if self.depth_steps % 2 ** (self.levels - 1):
+            raise ValueError(
+                f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
+                f"solver.depth_steps={self.depth_steps} must be divisible by "
+                f"{2 ** (self.levels - 1)}; use e.g. depth_steps=16"
+            )
         _choice("solver", "representation", self.representation, REPRESENTATIONS)
         _choice("solver", "backward", self.backward, BACKWARDS)
         _choice("solver", "driver", self.driver, DRIVERS)

@@ -12,6 +12,11 @@
   config     the fully resolved config
   producer   {"kind": "finite" | "limit", plus the producer's own sizes and options}
   meta       seed, device, package versions, wall time, compile time, peak memory
+  stderr     the Monte Carlo standard error of every number above, with the same keys and
+             shapes (f_train, f_eval, loss_train, loss_eval, kernels: {...}); null where it is
+             not estimated (a finite network, a limit solved with one particle group)
+  syserr     the discretisation error, likewise (null for one depth level, whose value is the
+             n -> infinity limit of the depth-M network itself)
 """
 
 import dataclasses
@@ -44,6 +49,8 @@ class Result:
     config: dict[str, Any]
     producer: dict[str, Any]
     meta: dict[str, Any]
+    stderr: dict[str, Any] | None = None
+    syserr: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return json_ready(dataclasses.asdict(self))
@@ -58,7 +65,38 @@ class Result:
             if name in kernels:
                 kernels[name] = np.asarray(kernels[name], dtype=float)
         values["kernels"] = kernels
+        for name in ("stderr", "syserr"):
+            values[name] = _errors_from_json(values.get(name))
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def _errors_from_json(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+
+    def array(value):
+        return None if value is None else np.asarray(value, dtype=float)
+
+    errors = {name: array(raw.get(name)) for name in ARRAY_FIELDS}
+    errors["kernels"] = {name: array(value) for name, value in (raw.get("kernels") or {}).items()}
+    return errors
+
+
+def interval95(result: Result, name: str) -> np.ndarray | None:
+    """Half-width of the 95% band of a limit quantity (`f_eval`, `loss_eval`, ..., or
+    `kernels.feature_eval`): t x sqrt(stderr^2 + syserr^2), t the Student quantile for the
+    groups' degrees of freedom (`producer["interval95_factor"]`); None without errors."""
+    parts = []
+    for errors in (result.stderr, result.syserr):
+        if errors is None:
+            continue
+        value = errors["kernels"].get(name[8:]) if name.startswith("kernels.") else errors.get(name)
+        if value is not None:
+            parts.append(np.square(np.nan_to_num(np.asarray(value, dtype=float))))
+    if not parts:
+        return None
+    factor = result.producer.get("interval95_factor", 1.96)
+    return factor * np.sqrt(sum(parts))
 
 
 def read_result(path: str | Path) -> Result:

@@ -25,6 +25,11 @@ BASE = [
     "network.depth=4",
     "solver.particles=96",
     "solver.depth_steps=4",
+    # one particle system on one depth grid without control variates: the solve as it was
+    # before groups, levels and control variates existed
+    "solver.groups=1",
+    "solver.levels=1",
+    "solver.control_variates=false",
     "run.dtype=float64",
     "run.kernel_depths=[0.0, 0.5, 1.0]",
 ]

@@ -1,0 +1,123 @@
+"""Independent particle systems (groups) stepped together: one vmapped, jitted step.
+
+A group is one particle system of N particles with its own keys: group 0 uses the solve's key,
+group g >= 1 `fold_in(key, g)`. Their solvers (identical but for the keys) and states are stacked
+on a leading axis and stepped by one vmapped call, so G groups cost one compilation.
+"""
+
+import functools
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+from tqdm.auto import tqdm
+
+from ..model import Config, DataStream
+from ._controls import cross_fitted
+from ._plan import LimitPlan
+from ._solver import LimitSolver, LimitState, build_solver
+from ._step import limit_evaluate, limit_step
+
+
+def group_keys(key: PRNGKeyArray, groups: int) -> list[PRNGKeyArray]:
+    return [key if g == 0 else jax.random.fold_in(key, g) for g in range(groups)]
+
+
+def stack(trees: list) -> object:
+    """Stack pytrees of identical structure on a new leading axis (static fields shared)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def build_groups(
+    config: Config, stream: DataStream, *, key: PRNGKeyArray, plan: LimitPlan, refinement: int
+) -> tuple[LimitSolver, LimitState]:
+    """The stacked solvers and initial states of `solver.groups` independent particle systems."""
+    solvers, states = [], []
+    for group_key in group_keys(key, config.solver.groups):
+        key_solver, key_state = jax.random.split(group_key)
+        solver = build_solver(config, stream, key=key_solver, plan=plan, refinement=refinement)
+        solvers.append(solver)
+        states.append(solver.init_state(key=key_state))
+    return stack(solvers), stack(states)
+
+
+@functools.partial(eqx.filter_jit, donate="all-except-first")
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces for `eqx.debug.get_num_traces`
+def jit_step(inputs, state):
+    """One step of every group, `inputs = (solvers, k, x_batch, y_batch, x_eval)` with the
+    solvers stacked on a leading group axis; the states (the histories) are donated, so their
+    buffers are reused for the new states instead of copied."""
+    solver, k, x_batch, y_batch, x_eval = inputs
+    step = eqx.filter_vmap(limit_step, in_axes=(0, 0, None, None, None, None))
+    return step(solver, state, k, x_batch, y_batch, x_eval)
+
+
+@eqx.filter_jit
+def jit_evaluate(solver, state, k, x_eval):
+    evaluate = eqx.filter_vmap(limit_evaluate, in_axes=(0, 0, None, None))
+    return evaluate(solver, state, k, x_eval)
+
+
+def run_groups(
+    solver: LimitSolver,
+    state: LimitState,
+    stream: DataStream,
+    *,
+    dtype: str,
+    progress: bool,
+    desc: str = "NFD limit",
+) -> dict[str, object]:
+    """Every SGD step of the stacked groups; arrays with a leading group axis (NumPy)."""
+    x_train = jnp.asarray(stream.x_train, dtype)
+    y_train = jnp.asarray(stream.y_train, dtype)
+    x_eval = jnp.asarray(stream.x_eval, dtype)
+    outputs, step_times = [], []
+    for k in tqdm(range(stream.steps), desc=desc, unit="step", disable=not progress):
+        tick = time.perf_counter()
+        state, out = jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state)
+        jax.block_until_ready(out)
+        step_times.append(time.perf_counter() - tick)
+        outputs.append(jax.device_get(out))
+    f_final, controls_final, feature_final = jax.device_get(
+        jit_evaluate(solver, state, jnp.int32(stream.steps), x_eval)
+    )
+
+    groups, batch, outputs_ = f_final.shape[0], stream.batch, stream.outputs
+    depths, eval_size = feature_final.shape[1], x_eval.shape[0]
+    empty = {  # per-step shapes, for a stream of zero SGD steps
+        "f_train": (batch, outputs_),
+        "f_eval": (eval_size, outputs_),
+        "feature_eval": (depths, eval_size, eval_size),
+        "feature_train": (depths, batch, batch),
+        "grad_train": (depths, batch, batch),
+    }
+
+    def steps(name):
+        if not outputs:
+            return np.zeros((groups, 0, *empty[name]), f_final.dtype)
+        return np.stack([getattr(o, name) for o in outputs], axis=1)
+
+    run = {
+        "f_train": steps("f_train"),
+        "f_eval": np.concatenate([steps("f_eval"), f_final[:, None]], axis=1),
+        "feature_eval": np.concatenate([steps("feature_eval"), feature_final[:, None]], axis=1),
+        "feature_train": steps("feature_train"),
+        "grad_train": steps("grad_train"),
+        "step_times": step_times,
+    }
+    final_cv = cross_fitted(jax.tree.map(lambda a: a[:, None], controls_final))
+    if final_cv is None:  # one group: nothing to cross-fit, the plain means stand
+        run["f_train_cv"], run["f_eval_cv"] = run["f_train"], run["f_eval"]
+        return run
+    if outputs:
+        steps_cv = cross_fitted(
+            jax.tree.map(lambda *a: np.stack(a, axis=1), *[o.controls for o in outputs])
+        )
+    else:
+        steps_cv = np.zeros((groups, 0, batch + eval_size, outputs_), f_final.dtype)
+    run["f_train_cv"] = steps_cv[:, :, :batch]
+    run["f_eval_cv"] = np.concatenate([steps_cv[:, :, batch:], final_cv], axis=1)
+    return run
