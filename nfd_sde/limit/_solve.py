@@ -1,6 +1,7 @@
 """`solve_limit`: the NFD limit through all SGD steps of a data stream, as a `Result`."""
 
 import functools
+import math
 import time
 
 import equinox as eqx
@@ -10,10 +11,17 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from ..model import Config, DataStream, Result, loss_of, run_meta, to_dict
+from ..model import (
+    Config,
+    DataStream,
+    Result,
+    loss_of,
+    run_meta,
+    to_dict,
+)
 from ._plan import plan_limit
 from ._solver import LimitSolver, LimitState, build_solver
-from ._step import limit_evaluate, limit_step
+from ._step import StepOutputs, limit_evaluate, limit_step
 
 
 @functools.partial(eqx.filter_jit, donate="all-except-first")
@@ -42,7 +50,10 @@ def solve_limit(
     """Solve the NFD limit through all of `stream`'s SGD steps; returns the shared Result schema.
 
     `solver` and `state` may be given to inject noise or initial particles (cross-checks); a
-    given `state` is consumed (its buffers are donated to the solve).
+    given `state` is consumed (its buffers are donated to the solve). With `training.steps = 0`
+    the result holds the outputs at initialisation. When a step's outputs are not finite the
+    solve stops there: the later steps are recorded as NaN (`Result.status` names the first bad
+    step, `meta["steps_solved"]` the steps solved).
     """
     plan = plan_limit(
         config,
@@ -65,6 +76,7 @@ def _solve(config, stream, solver, state, plan, progress):
     x_train = jnp.asarray(stream.x_train, dtype)
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
+    blank = _blank_outputs(solver, eval_size=stream.x_eval.shape[0])
     outputs, step_times = [], []
     start = time.perf_counter()
     for k in tqdm(range(stream.steps), desc="NFD limit", unit="step", disable=not progress):
@@ -73,13 +85,21 @@ def _solve(config, stream, solver, state, plan, progress):
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         outputs.append(jax.device_get(out))
-    f_final, feature_final = jax.device_get(
-        jit_evaluate(solver, state, jnp.int32(stream.steps), x_eval)
-    )
+        if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(outputs[-1])):
+            break  # diverged: the later steps are not solved, their outputs are NaN
+    solved = len(outputs)
+    outputs += [blank] * (stream.steps - solved)
+    if solved == len(outputs):
+        f_final, feature_final = jax.device_get(
+            jit_evaluate(solver, state, jnp.int32(stream.steps), x_eval)
+        )
+    else:
+        f_final, feature_final = blank.f_eval, blank.feature_eval
     wall = time.perf_counter() - start
 
-    f_train = np.stack([o.f_train for o in outputs])
-    f_eval = np.concatenate([np.stack([o.f_eval for o in outputs]), f_final[None]])
+    steps = _stack(outputs, blank)
+    f_train = steps.f_train
+    f_eval = np.concatenate([steps.f_eval, f_final[None]])
     loss = loss_of(config)
     y_eval = np.asarray(stream.y_eval)
     loss_train = np.asarray(loss(f_train, stream.y_train)).mean(axis=-1)
@@ -87,13 +107,12 @@ def _solve(config, stream, solver, state, plan, progress):
     kernels = {
         "t": list(config.run.kernel_depths),
         "layers": list(solver.kernel_points),
-        "feature_eval": np.concatenate(
-            [np.stack([o.feature_eval for o in outputs]), feature_final[None]]
-        ),
-        "feature_train": np.stack([o.feature_train for o in outputs]),
-        "grad_train": np.stack([o.grad_train for o in outputs]),
+        "feature_eval": np.concatenate([steps.feature_eval, feature_final[None]]),
+        "feature_train": steps.feature_train,
+        "grad_train": steps.grad_train,
     }
-    later = step_times[1:] or step_times
+    later = step_times[1:] or step_times or [math.nan]
+    first = step_times[0] if step_times else math.nan
     producer = {
         "kind": "limit",
         "particles": solver.particles,
@@ -108,9 +127,11 @@ def _solve(config, stream, solver, state, plan, progress):
     meta = run_meta(
         config,
         wall_time=wall,
-        first_step_s=step_times[0],
+        first_step_s=first,
         step_s=float(np.median(later)),
-        compile_time_s=max(step_times[0] - float(np.median(later)), 0.0),
+        compile_time_s=max(first - float(np.median(later)), 0.0),
+        steps_solved=solved,
+        data=stream.origin,
     )
     return Result(
         f_train=f_train,
@@ -122,3 +143,26 @@ def _solve(config, stream, solver, state, plan, progress):
         producer=producer,
         meta=meta,
     )
+
+
+def _blank_outputs(solver: LimitSolver, *, eval_size: int) -> StepOutputs:
+    """One step's outputs, all NaN: the steps after a divergence, and the shapes of no step."""
+    b, p, c, d = solver.batch, eval_size, solver.outputs, len(solver.kernel_points)
+
+    def nan(*shape):
+        return np.full(shape, np.nan, solver.dtype)
+
+    return StepOutputs(
+        f_train=nan(b, c),
+        f_eval=nan(p, c),
+        feature_train=nan(d, b, b),
+        feature_eval=nan(d, p, p),
+        grad_train=nan(d, b, b),
+    )
+
+
+def _stack(outputs: list[StepOutputs], blank: StepOutputs) -> StepOutputs:
+    """The steps' outputs stacked on a leading step axis (of length 0 for no step)."""
+    if not outputs:
+        return jax.tree.map(lambda a: a[None][:0], blank)
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *outputs)

@@ -11,7 +11,12 @@
               is that of the loss-gradient paths g_l(x) = gamma0 n d ell(f(x), y) / d h_l
   config     the fully resolved config
   producer   {"kind": "finite" | "limit", plus the producer's own sizes and options}
-  meta       seed, device, package versions, wall time, compile time, peak memory
+  meta       seed, device, package versions, wall time, compile time, peak memory, data origin
+  status     {"diverged": bool, "first_bad_step": k or null}: k is the first step whose
+              outputs, losses or kernels are not finite (NaN and infinities are stored as null)
+
+`status` is derived from the arrays (`Result.status`), so it always agrees with them, and a file
+written before it existed reads the same.
 """
 
 import dataclasses
@@ -45,8 +50,17 @@ class Result:
     producer: dict[str, Any]
     meta: dict[str, Any]
 
+    @property
+    def status(self) -> dict[str, Any]:
+        """`{"diverged": bool, "first_bad_step": int | None}`: a diverged run is a result."""
+        kernels = [self.kernels[name] for name in KERNEL_FIELDS if name in self.kernels]
+        step = first_nonfinite_step(
+            self.f_train, self.f_eval, self.loss_train, self.loss_eval, *kernels
+        )
+        return {"diverged": step is not None, "first_bad_step": step}
+
     def to_json(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        return json_ready({**dataclasses.asdict(self), "status": self.status})
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Result":
@@ -59,6 +73,21 @@ class Result:
                 kernels[name] = np.asarray(kernels[name], dtype=float)
         values["kernels"] = kernels
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def first_nonfinite_step(*arrays: Any) -> int | None:
+    """The first index along the leading (step) axis at which any array holds a value that is
+    not finite, or None when every value is finite."""
+    first = None
+    for array in arrays:
+        array = np.asarray(array, dtype=float)
+        if array.ndim == 0:
+            continue
+        finite = np.all(np.isfinite(array), axis=tuple(range(1, array.ndim)))
+        if not np.all(finite):
+            step = int(np.argmin(finite))
+            first = step if first is None else min(first, step)
+    return first
 
 
 def read_result(path: str | Path) -> Result:
