@@ -62,9 +62,10 @@ def _demo(args: argparse.Namespace) -> None:
         write_result(result, out / name)
         finite[f"{backward} n={width}, L={depth}"] = result
         gap = _rms(np.asarray(result.f_eval)[-1] - np.asarray(limit.f_eval)[-1])
+        gap = f"{gap:.3g} RMS from the limit" if np.isfinite(gap) else "not finite"
         print(
             f"  {describe_finite(result)}: {loss_summary(result)}; final eval predictions "
-            f"{gap:.3g} RMS from the limit; {timing(result)}"
+            f"{gap}; {timing(result)}"
         )
     figure = out / "overlay.png"
     plot_overlay(limit, finite, figure)

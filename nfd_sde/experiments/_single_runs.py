@@ -37,7 +37,13 @@ def describe_limit(result: Result) -> str:
 
 
 def loss_summary(result: Result) -> str:
+    """The eval loss from init to the last step, or where a diverged run stopped being finite."""
     loss = np.asarray(result.loss_eval)
+    status = result.status
+    if status["diverged"]:
+        bad = status["first_bad_step"]
+        start = "not finite at init" if bad == 0 else f"eval loss {loss[0]:.4g}"
+        return f"DIVERGED: {start}, non-finite outputs from step {bad} of {len(loss) - 1} on"
     return f"eval loss {loss[0]:.4g} -> {loss[-1]:.4g} over {len(loss) - 1} steps"
 
 
@@ -87,6 +93,7 @@ def run_one(
     config = load_config(args.config, overrides)
     refuse_existing(args.out, overwrite=args.overwrite)
     stream = load_stream(config)
+    print(f"data: {stream.origin}")
     result = produce(config, stream, key=jax.random.key(config.run.seed), progress=True)
     path = write_result(result, args.out)
     figure = args.out / "losses.png"
