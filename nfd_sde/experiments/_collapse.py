@@ -170,7 +170,9 @@ def _collapse_run(config: Config, stream: DataStream, *, steps: int, key) -> dic
     initial, trained, _, records = run_training(
         config, stream, key=key, steps=steps, recorder=Streams()
     )
-    changes = layer_changes(initial, trained, records["h"][0], records["h"][-1])
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: inf and NaN, marked below
+        changes = layer_changes(initial, trained, records["h"][0], records["h"][-1])
+        coordinates = coordinate_check(records)
     depth = config.network.depth
     aggregate = {
         "first_layer": _rms(changes["first_layer"]),
@@ -183,7 +185,7 @@ def _collapse_run(config: Config, stream: DataStream, *, steps: int, key) -> dic
     return {
         "layers": changes,
         "aggregate": aggregate,
-        "coordinates": coordinate_check(records),
+        "coordinates": coordinates,
         "first_bad_step": first_bad,
     }
 

@@ -43,7 +43,7 @@ def loss_summary(result: Result) -> str:
     if status["diverged"]:
         bad = status["first_bad_step"]
         start = "not finite at init" if bad == 0 else f"eval loss {loss[0]:.4g}"
-        return f"DIVERGED: {start}, non-finite outputs from step {bad} of {len(loss) - 1} on"
+        return f"DIVERGED: {start}, values not finite from step {bad} of {len(loss) - 1} on"
     return f"eval loss {loss[0]:.4g} -> {loss[-1]:.4g} over {len(loss) - 1} steps"
 
 

@@ -56,7 +56,8 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
                     fitted = np.array(fit["depths_fitted"])
                     line = fit["prefactor"] * fitted ** fit["slope"]
                     ax.plot(fitted, line, styles[width], color=colour, label=label)
-        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="rms change")
+        ax.set(xscale="log", xlabel="depth L", ylabel="rms change")
+        _log_if_positive(ax)
         _size_ticks(ax, collapse["depths"])
         ax.set_title(CHANGE_LABELS[name], fontsize="small")
         ax.grid(alpha=0.3, which="both")
