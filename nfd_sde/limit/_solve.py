@@ -76,6 +76,7 @@ def _solve(config, stream, solver, state, plan, progress):
     x_train = jnp.asarray(stream.x_train, dtype)
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
+    loss, y_eval = loss_of(config), np.asarray(stream.y_eval)
     blank = _blank_outputs(solver, eval_size=stream.x_eval.shape[0])
     outputs, step_times = [], []
     start = time.perf_counter()
@@ -85,7 +86,8 @@ def _solve(config, stream, solver, state, plan, progress):
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         outputs.append(jax.device_get(out))
-        if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(outputs[-1])):
+        losses = (loss(out.f_train, stream.y_train[k]), loss(out.f_eval, y_eval))
+        if not all(np.all(np.isfinite(a)) for a in (*jax.tree.leaves(outputs[-1]), *losses)):
             break  # diverged: the later steps are not solved, their outputs are NaN
     solved = len(outputs)
     outputs += [blank] * (stream.steps - solved)
@@ -100,8 +102,6 @@ def _solve(config, stream, solver, state, plan, progress):
     steps = _stack(outputs, blank)
     f_train = steps.f_train
     f_eval = np.concatenate([steps.f_eval, f_final[None]])
-    loss = loss_of(config)
-    y_eval = np.asarray(stream.y_eval)
     loss_train = np.asarray(loss(f_train, stream.y_train)).mean(axis=-1)
     loss_eval = np.asarray(loss(f_eval, y_eval[None])).mean(axis=-1)
     kernels = {
