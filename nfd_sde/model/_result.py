@@ -72,7 +72,23 @@ class Result:
             if name in kernels:
                 kernels[name] = np.asarray(kernels[name], dtype=float)
         values["kernels"] = kernels
+        if values["f_train"].size == 0:
+            _shape_no_steps(values)
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def _shape_no_steps(values: dict[str, Any]) -> None:
+    """JSON keeps no shape of an empty list: give the step arrays of a run without SGD steps
+    their shapes back, (0, B, C) and (0, D, B, B), from the config and the eval outputs."""
+    batch = values.get("config", {}).get("training", {}).get("batch")
+    if batch is None or values["f_eval"].ndim != 3:
+        return
+    values["f_train"] = values["f_train"].reshape(0, batch, values["f_eval"].shape[-1])
+    kernels = values["kernels"]
+    depths = len(kernels.get("t", ()))
+    for name in ("feature_train", "grad_train"):
+        if name in kernels:
+            kernels[name] = kernels[name].reshape(0, depths, batch, batch)
 
 
 def first_nonfinite_step(*arrays: Any) -> int | None:
