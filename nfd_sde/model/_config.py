@@ -174,7 +174,10 @@ class RunConfig:
         check.choice("run", "dtype", self.dtype, DTYPES)
         depths = self.kernel_depths
         if isinstance(depths, str) or not isinstance(depths, Sequence) or not depths:
-            raise ValueError(f"run.kernel_depths={depths!r}: give a list of depth times in [0, 1]")
+            shown = list(depths) if isinstance(depths, tuple) else depths
+            raise ValueError(
+                f"run.kernel_depths={shown!r}: give a list of at least one depth time in [0, 1]"
+            )
         for t in depths:
             check.finite("run", "kernel_depths", t)
         depths = tuple(float(t) for t in depths)
