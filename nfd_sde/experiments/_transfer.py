@@ -4,10 +4,13 @@
 for the fixed budget `training.steps` on one data stream, and asks whether the optimal eta moves
 with L. Each finished run is saved at once as `out_dir/runs/<run>.json`, so a sweep killed midway
 resumes from its output directory and redoes only the missing runs; the summary
-`out_dir/transfer.json` and the figure `out_dir/transfer.png` are (re)written at the end.
+`out_dir/transfer.json` and the figure `out_dir/transfer.png` are (re)written at the end. A
+directory holding a sweep of another config or grid (or first seed) is refused, so its summary
+is never silently replaced; `overwrite` restarts it.
 
-A run is *diverged* when a loss is not finite or its final loss exceeds `divergence_factor`
-times the eval loss at init; diverged runs are kept and marked, never raised. The final train
+A run is *diverged* when a loss is not finite (`first_bad_step` records where) or its final
+loss exceeds `divergence_factor` times the eval loss at init; diverged runs are kept and
+marked, never raised. The final train
 loss is the mean minibatch loss over the last max(1, K // 10) steps (each taken before its
 update); the final eval loss is the eval loss after K steps. Per depth, the optimum is the
 learning rate with the least seed-mean final loss among those where no seed diverged, and

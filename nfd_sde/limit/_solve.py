@@ -11,14 +11,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from ..model import (
-    Config,
-    DataStream,
-    Result,
-    loss_of,
-    run_meta,
-    to_dict,
-)
+from ..model import Config, DataStream, Result, loss_of, run_meta, to_dict
 from ._plan import plan_limit
 from ._solver import LimitSolver, LimitState, build_solver
 from ._step import StepOutputs, limit_evaluate, limit_step
