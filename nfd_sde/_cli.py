@@ -1,7 +1,7 @@
 """The `nfd-sde` command line: one subcommand per registered experiment (`experiments.COMMANDS`).
 
-Mistakes in the input (missing file, bad override, invalid value) end with a one-line
-`error: ...` on stderr and exit status 2.
+Mistakes in the input (missing file, bad override, invalid value, sizes too large to allocate)
+end with a one-line `error: ...` on stderr and exit status 2.
 """
 
 import argparse
@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command(args)
     except (ValueError, OSError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR
+    except MemoryError as error:  # sizes far too large for this machine
+        print(f"error: out of memory ({_one_line(error)}); reduce the sizes", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -52,7 +52,8 @@ def jackknife_se(
     groups = values.shape[0]
     if groups < 2:
         return None
-    total = values.sum(axis=0)
-    leave_out = np.stack([function((total - v) / (groups - 1)) for v in values])
-    spread = leave_out - leave_out.mean(axis=0)
-    return np.sqrt((groups - 1) / groups * np.sum(spread**2, axis=0))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's values are huge
+        total = values.sum(axis=0)
+        leave_out = np.stack([function((total - v) / (groups - 1)) for v in values])
+        spread = leave_out - leave_out.mean(axis=0)
+        return np.sqrt((groups - 1) / groups * np.sum(spread**2, axis=0))

@@ -392,7 +392,7 @@ def test_solve_end_to_end(tmp_path, capsys):
     assert result.f_eval.shape == (3, 3, 1)
     assert np.all(np.isfinite(result.loss_eval))
     assert (result.producer["particles"], result.producer["depth_steps"]) == (256, 8)
-    assert result.producer["levels"] == [8, 4, 2]
+    assert result.producer["grids"] == [8, 4, 2]
     # every limit number carries its Monte Carlo and discretisation errors, same shapes
     for errors in (result.stderr, result.syserr):
         assert errors["f_eval"].shape == result.f_eval.shape

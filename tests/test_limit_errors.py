@@ -61,7 +61,7 @@ def test_extrapolated_first_step_matches_e_minus_one(first_step):
     exact = first_step_change("decoupled", eta=1.0)
     assert abs(value - exact) < 4 * sigma, (value, exact, stderr, syserr)
     assert result.producer["target"] == "infinite depth"
-    assert result.producer["levels"] == [16, 8, 4]
+    assert result.producer["grids"] == [16, 8, 4]
     euler_bias = exact - first_step_change("decoupled", eta=1.0, depth=16)
     assert euler_bias > 2.5 * sigma, (euler_bias, sigma)
     # f^0 = 0 exactly in the limit; the control variate V^0 r(H^0) removes its whole error

@@ -283,10 +283,13 @@ def test_sweep_resumes_after_interrupt_without_redoing_runs(tmp_path):
     again = FakeTrainer()
     _sweep(tmp_path, again)
     assert again.calls == []
-    # Extending the grid trains only the new runs; overwrite restarts.
+    # Another grid is refused (it would replace transfer.json); overwrite restarts.
+    before = (tmp_path / "transfer.json").read_text()
     extended = FakeTrainer()
-    _sweep(tmp_path, extended, lrs=[2.0**k for k in (*LOG2_LRS, 4)])
-    assert len(extended.calls) == 2 * 2 * 2
+    with pytest.raises(ValueError, match=r"another grid \(its lrs differ\).*--overwrite"):
+        _sweep(tmp_path, extended, lrs=[2.0**k for k in (*LOG2_LRS, 4)])
+    assert extended.calls == []
+    assert (tmp_path / "transfer.json").read_text() == before
     restarted = FakeTrainer()
     _sweep(tmp_path, restarted, overwrite=True)
     assert len(restarted.calls) == total

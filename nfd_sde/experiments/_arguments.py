@@ -3,8 +3,10 @@ numbers and learning rates (for the Python API and, as argparse types, for the c
 the config/--out/--set/--overwrite arguments, and the refusal to overwrite a finished result."""
 
 import argparse
+import contextlib
 import math
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,6 @@ from typing import Any
 import numpy as np
 
 _INTEGER = re.compile(r"[0-9]+")
-EXAMPLE = "give comma-separated integers >= 1, e.g. 64,128,256"
 
 
 def is_integer(value: Any) -> bool:
@@ -69,20 +70,22 @@ def count_type(text: str) -> int:
     return int(text)
 
 
-def sizes_type(text: str) -> tuple[int, ...]:
-    """A comma-separated list of distinct integers >= 1, e.g. `64,128,256`."""
+def sizes_type(text: str, *, example: str = "64,128,256") -> tuple[int, ...]:
+    """A comma-separated list of distinct integers >= 1, e.g. `64,128,256`; `example` is the
+    flag's own example in the messages (bind it with `functools.partial`)."""
+    hint = f"give comma-separated integers >= 1, e.g. {example}"
     if not text.strip():
-        raise argparse.ArgumentTypeError(f"empty list; {EXAMPLE}")
+        raise argparse.ArgumentTypeError(f"empty list; {hint}")
     values = []
     for item in text.split(","):
         item = item.strip()
         if not _INTEGER.fullmatch(item) or int(item) < 1:
             shown = repr(item) if item else "an empty item"
             where = f" in {text!r}" if "," in text else ""
-            raise argparse.ArgumentTypeError(f"{shown}{where} is not an integer >= 1; {EXAMPLE}")
+            raise argparse.ArgumentTypeError(f"{shown}{where} is not an integer >= 1; {hint}")
         values.append(int(item))
     if len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"{text!r} repeats a value; {EXAMPLE}")
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a value; {hint}")
     return tuple(values)
 
 
@@ -97,10 +100,10 @@ def nested_depths_type(text: str) -> tuple[int, int | None]:
     return ordered[-1], (len(ordered) if len(ordered) > 1 else None)
 
 
-def numbers_type(text: str) -> tuple[float, ...]:
+def numbers_type(text: str, *, example: str = "0,0.25,0.5") -> tuple[float, ...]:
     """A comma-separated list of finite numbers, e.g. `0,0.25,0.5`."""
     values = []
-    for item in _items(text, "give comma-separated numbers, e.g. 0,0.25,0.5"):
+    for item in _items(text, f"give comma-separated numbers, e.g. {example}"):
         try:
             value = float(item)
         except ValueError:
@@ -111,10 +114,10 @@ def numbers_type(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def learning_rates_type(text: str) -> tuple[float, ...]:
+def learning_rates_type(text: str, *, example: str = "2^-4:2") -> tuple[float, ...]:
     """Numbers, powers `2^k`, and ranges `2^a:b` (every 2^k, k = a..b integer)."""
     values = []
-    for item in _items(text, "give numbers, powers 2^k or ranges 2^a:b, e.g. 2^-4:2"):
+    for item in _items(text, f"give numbers, powers 2^k or ranges 2^a:b, e.g. {example}"):
         try:
             if item.startswith("2^") and ":" in item:
                 low, high = (int(v) for v in item[2:].split(":"))
@@ -125,7 +128,7 @@ def learning_rates_type(text: str) -> tuple[float, ...]:
                 values.append(2.0 ** float(item[2:]))
             else:
                 values.append(float(item))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(
                 f"{item!r} is not a number, a power 2^k or a range 2^a:b (a <= b)"
             ) from None
@@ -158,11 +161,40 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, example: str) -> None:
 
 
 def refuse_existing(out: Path, *, overwrite: bool, name: str = "result.json") -> None:
-    """Stop before any work if `out/name` already holds a result and `overwrite` is not set."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    """Stop before any work if `out` cannot take the output (`check_out_dir`) or `out/name`
+    already holds a result and `overwrite` is not set."""
+    check_out_dir(out)
     if (out / name).exists() and not overwrite:
         raise ValueError(
             f"{str(out / name)!r} already exists; pass --overwrite to replace it "
             "or choose another --out"
         )
+
+
+def check_out_dir(out: Path) -> None:
+    """Stop before any work unless the directory `out` (--out) can be created and written: create
+    it (and its missing parents) and a temporary file in it, then remove what was created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(
+                f"--out {str(out)!r} cannot be created ({error.strerror or error}); "
+                "choose another --out"
+            ) from None
+        try:
+            with tempfile.TemporaryFile(dir=out):
+                pass
+        except OSError as error:
+            raise ValueError(
+                f"--out {str(out)!r} is not writable ({error.strerror or error}); "
+                "choose another --out"
+            ) from None
+    finally:
+        for path in created:  # deepest first; the outputs' writer creates them again
+            with contextlib.suppress(OSError):
+                path.rmdir()

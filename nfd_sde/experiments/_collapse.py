@@ -27,7 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from solvers import fit_loglog
 
 from ..finite import AbstractRecorder, ResNet, run_training
-from ..model import BlockLayer, Config, DataStream
+from ..model import BlockLayer, Config, DataStream, first_nonfinite_step
 from ._arguments import count, numbers, sizes
 
 CHANGES = ("first_layer", "block_output", "total")
@@ -125,8 +125,10 @@ def collapse_diagnostic(
         total:        rms Delta h_L                       (O(1) at c = 0)
 
     and `slopes` fits the seed mean of each against L (`fit_loglog`), with `seed_se` the
-    standard error of the per-seed slopes (no slopes for a single depth). `model.block` is set
-    to "two_layer".
+    standard error of the per-seed slopes (no slopes for a single depth). A run whose records
+    stop being finite is diverged: it is counted (`diverged`, `first_bad_step` per seed), its
+    aggregates are NaN, and its depth is left out of the fits (`depths_fitted`; `slope` None
+    when fewer than two depths remain). `model.block` is set to "two_layer".
     """
     depths, widths = sizes("depths", depths), sizes("widths", widths)
     exponents = numbers("exponents", exponents)
@@ -168,14 +170,24 @@ def _collapse_run(config: Config, stream: DataStream, *, steps: int, key) -> dic
     initial, trained, _, records = run_training(
         config, stream, key=key, steps=steps, recorder=Streams()
     )
-    changes = layer_changes(initial, trained, records["h"][0], records["h"][-1])
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: inf and NaN, marked below
+        changes = layer_changes(initial, trained, records["h"][0], records["h"][-1])
+        coordinates = coordinate_check(records)
     depth = config.network.depth
     aggregate = {
         "first_layer": _rms(changes["first_layer"]),
         "block_output": depth * _rms(changes["block_output"]),
         "total": float(changes["total"][-1]),
     }
-    return {"layers": changes, "aggregate": aggregate, "coordinates": coordinate_check(records)}
+    first_bad = first_nonfinite_step(*records.values())
+    if first_bad is not None:  # a diverged run is kept, marked, and left out of the fits
+        aggregate = dict.fromkeys(aggregate, math.nan)
+    return {
+        "layers": changes,
+        "aggregate": aggregate,
+        "coordinates": coordinates,
+        "first_bad_step": first_bad,
+    }
 
 
 def _collect(per_seed: list[dict], *, width: int, depth: int, c: float) -> dict[str, Any]:
@@ -186,6 +198,8 @@ def _collect(per_seed: list[dict], *, width: int, depth: int, c: float) -> dict[
         "width": width,
         "depth": depth,
         "c": c,
+        "diverged": sum(run["first_bad_step"] is not None for run in per_seed),
+        "first_bad_step": [run["first_bad_step"] for run in per_seed],
         "layers": {name: mean(lambda r, n=name: r["layers"][n]) for name in CHANGES},
         "aggregate": {name: [run["aggregate"][name] for run in per_seed] for name in CHANGES},
         "coordinates": {
@@ -196,27 +210,34 @@ def _collect(per_seed: list[dict], *, width: int, depth: int, c: float) -> dict[
 
 
 def _fit_changes(runs: list[dict], depths, width: int, c: float) -> list[dict[str, Any]]:
+    """The fits of each change against L over the depths where every seed gave a finite,
+    positive value (no fit, `slope` None, when fewer than two depths remain)."""
     expected = {"first_layer": c - 0.5, "block_output": 0.0, "total": None}
     fits = []
     for name in CHANGES:
-        values = np.array([r["aggregate"][name] for r in runs])  # (depths, seeds)
-        fit = fit_loglog(depths, values.mean(axis=1))
-        per_seed = [fit_loglog(depths, values[:, s]).slope for s in range(values.shape[1])]
+        values = np.array([r["aggregate"][name] for r in runs], float)  # (depths, seeds)
+        usable = np.all(np.isfinite(values) & (values > 0), axis=1)
+        fitted = [int(d) for d, ok in zip(depths, usable) if ok]
+        entry = {"width": width, "c": c, "quantity": name, "expected": expected[name]}
+        entry |= {"depths_fitted": fitted}
+        if len(fitted) < 2:
+            fits.append(entry | dict.fromkeys(("slope", "stderr", "ci95", "seed_se", "prefactor")))
+            continue
+        values = values[usable]
+        fit = fit_loglog(fitted, values.mean(axis=1))
+        per_seed = [fit_loglog(fitted, values[:, s]).slope for s in range(values.shape[1])]
         seed_se = (
             float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
             if len(per_seed) > 1
             else math.inf
         )
         fits.append(
-            {
-                "width": width,
-                "c": c,
-                "quantity": name,
+            entry
+            | {
                 "slope": fit.slope,
                 "stderr": fit.slope_stderr,
                 "ci95": list(fit.ci95),
                 "seed_se": seed_se,
-                "expected": expected[name],
                 "prefactor": fit.prefactor,
             }
         )

@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ..finite import AbstractRecorder, EvalLoss, run_training
-from ..model import BLOCK_ORDERS, Config, DataStream
+from ..model import BLOCK_ORDERS, Config, DataStream, first_nonfinite_step
 from ._arguments import count, sizes
 
 
@@ -37,7 +37,8 @@ def feature_norms(
 ) -> dict[str, Any]:
     """rms of h_l along depth, l = 0..L, for each block order and depth, at init and after
     training on the whole stream at `training.eta` (mean over seeds; the same initial weights
-    for both orders). The block type (one- or two-layer) is the config's."""
+    for both orders). The block type (one- or two-layer) is the config's. `diverged` counts the
+    seeds whose norms or loss stopped being finite (their NaN enters the means)."""
     depths = sizes("depths", depths)
     count("width", width)
     count("seeds", seeds)
@@ -52,13 +53,14 @@ def feature_norms(
                 sized = config.replace(
                     model={"block_order": order}, network={"width": width, "depth": depth}
                 )
-                norms, losses = [], []
+                norms, losses, diverged = [], [], 0
                 for seed_key in seed_keys:
                     _, _, _, records = run_training(
                         sized, stream, key=seed_key, recorder=NormsAndLoss()
                     )
                     norms.append(records["rms"])
                     losses.append(records["loss"][-1])
+                    diverged += first_nonfinite_step(records["rms"], records["loss"]) is not None
                 norms = np.mean(norms, axis=0)
                 runs.append(
                     {
@@ -67,6 +69,7 @@ def feature_norms(
                         "init": norms[0],
                         "trained": norms[-1],
                         "final_eval_loss": float(np.mean(losses)),
+                        "diverged": diverged,
                     }
                 )
     return {"depths": list(depths), "width": width, "seeds": seeds, "runs": runs}

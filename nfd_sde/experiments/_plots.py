@@ -21,11 +21,13 @@ LIMIT_STYLE = dict(color="black", linewidth=3.0, zorder=3)
 
 def plot_loss_curves(results: Mapping[str, Result], path: str | Path) -> Figure:
     """Train loss (minibatch of step k, before its update) and eval loss (after k steps) against
-    the SGD step, one line per result; log y when every value is positive."""
+    the SGD step, one line per result; log y when every finite value is positive. A diverged
+    run's line stops at its last finite value, and its label names the first bad step."""
     figure = new_figure(1, 2, width=10.0)
     train_ax, eval_ax = figure.axes
     colours = palette(len(results))
     for (name, result), colour in zip(results.items(), colours):
+        name = label_with_status(name, result)
         for ax, field in ((train_ax, "loss_train"), (eval_ax, "loss_eval")):
             values = np.asarray(getattr(result, field))
             steps = np.arange(len(values))
@@ -58,7 +60,7 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
     order = np.argsort(f_limit[-1])
     inputs = np.arange(f_limit.shape[1])
 
-    limit_label = _limit_label(limit)
+    limit_label = label_with_status(_limit_label(limit), limit)
     loss_ax.plot(steps, np.asarray(limit.loss_eval), label=limit_label, **LIMIT_STYLE)
     draw_band(loss_ax, steps, limit.loss_eval, interval95(limit, "loss_eval"), color="black")
     pred_ax.plot(inputs, f_limit[-1, order], "o-", label=limit_label, **LIMIT_STYLE)
@@ -74,6 +76,7 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
                 f"{name}: eval predictions of shape {f.shape} cannot be overlaid on the limit's "
                 f"{f_limit.shape}; run both on the same data stream"
             )
+        name = label_with_status(name, result)
         style = dict(color=colour, linestyle=_linestyle(result), label=name)
         loss_ax.plot(steps, np.asarray(result.loss_eval), marker="o", markersize=3, **style)
         marker = "^" if result.producer.get("backward") == "standard" else "s"
@@ -157,7 +160,7 @@ def _limit_label(result: Result) -> str:
     sizes = [f"N={producer[k]}" for k in ("particles",) if k in producer]
     if producer.get("groups", 1) > 1:
         sizes[-1:] = [f"{sizes[-1]} x {producer['groups']}"] if sizes else []
-    grids = producer.get("levels")
+    grids = producer.get("grids")
     if grids and len(grids) > 1:
         sizes.append(f"M={','.join(str(m) for m in grids[::-1])} extrapolated")
     elif "depth_steps" in producer:
@@ -166,9 +169,17 @@ def _limit_label(result: Result) -> str:
     return "NFD limit" + (f" ({', '.join(sizes)})" if sizes else "") + band
 
 
+def label_with_status(name: str, result: Result) -> str:
+    """`name`, with the first bad step of a diverged result."""
+    status = result.status
+    return f"{name} (diverged at step {status['first_bad_step']})" if status["diverged"] else name
+
+
 def _log_if_positive(ax: Axes) -> None:
+    """Log y when the axes' finite values are all positive (non-finite ones are gaps)."""
     values = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()])
-    if values.size and np.all(np.isfinite(values)) and np.all(values > 0):
+    values = values[np.isfinite(values)]
+    if values.size and np.all(values > 0):
         ax.set_yscale("log")
 
 

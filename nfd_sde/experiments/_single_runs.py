@@ -31,7 +31,7 @@ def describe_finite(result: Result) -> str:
 
 def describe_limit(result: Result) -> str:
     p = result.producer
-    grids = p.get("levels") or [p["depth_steps"]]
+    grids = p.get("grids") or [p["depth_steps"]]
     depth = "depth steps " + ",".join(str(m) for m in grids[::-1])
     groups = f" x {p['groups']} groups" if p.get("groups", 1) > 1 else ""
     return (
@@ -41,7 +41,13 @@ def describe_limit(result: Result) -> str:
 
 
 def loss_summary(result: Result) -> str:
+    """The eval loss from init to the last step, or where a diverged run stopped being finite."""
     loss = np.asarray(result.loss_eval)
+    status = result.status
+    if status["diverged"]:
+        bad = status["first_bad_step"]
+        start = "not finite at init" if bad == 0 else f"eval loss {loss[0]:.4g}"
+        return f"DIVERGED: {start}, values not finite from step {bad} of {len(loss) - 1} on"
     final = f"{loss[-1]:.4g}"
     if result.stderr is not None or result.syserr is not None:
         final += _errors(result, "loss_eval", -1)
@@ -139,6 +145,7 @@ def run_one(
     config = load_config(args.config, overrides)
     refuse_existing(args.out, overwrite=args.overwrite)
     stream = load_stream(config)
+    print(f"data: {stream.origin}")
     result = produce(config, stream, key=jax.random.key(config.run.seed), progress=True)
     path = write_result(result, args.out)
     figure = args.out / "losses.png"

@@ -4,10 +4,13 @@
 for the fixed budget `training.steps` on one data stream, and asks whether the optimal eta moves
 with L. Each finished run is saved at once as `out_dir/runs/<run>.json`, so a sweep killed midway
 resumes from its output directory and redoes only the missing runs; the summary
-`out_dir/transfer.json` and the figure `out_dir/transfer.png` are (re)written at the end.
+`out_dir/transfer.json` and the figure `out_dir/transfer.png` are (re)written at the end. A
+directory holding a sweep of another config or grid (or first seed) is refused, so its summary
+is never silently replaced; `overwrite` restarts it.
 
-A run is *diverged* when a loss is not finite or its final loss exceeds `divergence_factor`
-times the eval loss at init; diverged runs are kept and marked, never raised. The final train
+A run is *diverged* when a loss is not finite (`first_bad_step` records where) or its final
+loss exceeds `divergence_factor` times the eval loss at init; diverged runs are kept and
+marked, never raised. The final train
 loss is the mean minibatch loss over the last max(1, K // 10) steps (each taken before its
 update); the final eval loss is the eval loss after K steps. Per depth, the optimum is the
 learning rate with the least seed-mean final loss among those where no seed diverged, and
@@ -27,9 +30,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..finite import LossCurves, train_losses
-from ..model import Config, DataStream, load_stream, run_meta, to_dict
+from ..model import Config, DataStream, first_nonfinite_step, load_stream, run_meta, to_dict
 from ._arguments import count, numbers, sizes
-from ._records import write_json
+from ._records import read_json, write_json
 
 CRITERIA = ("train", "eval")
 DIVERGENCE_FACTOR = 1e3
@@ -64,9 +67,13 @@ def transfer_sweep(
     grid = _grid(config, depths=depths, widths=widths, lrs=lrs, exponents=exponents, seeds=seeds)
     if not (math.isfinite(divergence_factor) and divergence_factor > 1):
         raise ValueError(f"divergence_factor={divergence_factor!r}: must be a finite number > 1")
+    if config.training.steps < 1:
+        raise ValueError(
+            "training.steps=0: a learning-rate sweep needs at least one SGD step to compare"
+        )
     out = Path(out_dir)
     runs_dir = out / "runs"
-    _prepare(out, config, overwrite=overwrite)
+    _prepare(out, config, grid, overwrite=overwrite)
     stream = load_stream(config) if stream is None else stream
     start = time.perf_counter()
     records, done = [], 0
@@ -82,6 +89,8 @@ def transfer_sweep(
     summary = summarise(records, grid)
     summary |= {
         "config": to_dict(config),
+        "data": stream.origin,
+        "runs_diverged": sum(bool(r["diverged"]) for r in records),
         "divergence_factor": divergence_factor,
         "runs_trained": done,
         "runs_resumed": len(records) - done,
@@ -135,8 +144,8 @@ def _train_run(config, stream, params, train_fn: TrainFn, factor: float) -> dict
     final_train = float(np.mean(curves.loss_train[-tail:]))
     final_eval = float(curves.loss_eval[-1])
     initial = float(curves.loss_eval[0])
-    finite = bool(np.all(np.isfinite(curves.loss_train)) and np.all(np.isfinite(curves.loss_eval)))
-    diverged = not finite or max(final_train, final_eval) > factor * initial
+    first_bad = first_nonfinite_step(curves.loss_train, curves.loss_eval)
+    diverged = first_bad is not None or max(final_train, final_eval) > factor * initial
     return {
         **params,
         "log2_lr": math.log2(params["lr"]),
@@ -144,6 +153,7 @@ def _train_run(config, stream, params, train_fn: TrainFn, factor: float) -> dict
         "final_eval": _number(final_eval),
         "initial_loss": _number(initial),
         "diverged": diverged,
+        "first_bad_step": first_bad,
         "loss_train": [_number(v) for v in curves.loss_train],
         "loss_eval": [_number(v) for v in curves.loss_eval],
         "wall_time_s": wall,
@@ -228,8 +238,9 @@ def _spread(values: list[float | None]) -> float | None:
     return float(max(known) - min(known)) if len(known) > 1 else None
 
 
-def _prepare(out: Path, config: Config, *, overwrite: bool) -> None:
-    """Create `out/runs`, refuse to resume a sweep of another config, or clear it (overwrite)."""
+def _prepare(out: Path, config: Config, grid: dict[str, Any], *, overwrite: bool) -> None:
+    """Create `out/runs`; resume only a sweep of the same config and grid, refuse any other
+    (naming --overwrite), or clear it (overwrite)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {str(out)!r} exists and is not a directory")
     manifest = out / "sweep.json"
@@ -239,17 +250,24 @@ def _prepare(out: Path, config: Config, *, overwrite: bool) -> None:
         for path in (manifest, out / "transfer.json"):
             path.unlink(missing_ok=True)
     base = _base_config(config)
+    plain = _plain_grid(grid) | {"first_seed": config.run.seed}
     if manifest.exists():
-        with manifest.open() as fh:
-            stored = json.load(fh).get("config")
-        if stored != base:
+        stored = read_json(manifest)
+        if stored.get("config") != base:
             raise ValueError(
                 f"{str(out)!r} holds a transfer sweep of a different config (beyond the swept "
                 "width, depth, eta, first_layer_exponent, seed); pass --overwrite "
                 "(overwrite=True) to restart it or choose another output directory"
             )
+        if stored.get("grid", plain) != plain:
+            changed = sorted(k for k in plain if stored["grid"].get(k) != plain[k])
+            raise ValueError(
+                f"{str(out)!r} holds a transfer sweep of another grid (its {', '.join(changed)} "
+                "differ); pass --overwrite (overwrite=True) to restart it with this grid or "
+                "choose another output directory"
+            )
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    write_json(manifest, {"config": base})
+    write_json(manifest, {"config": base, "grid": plain})
 
 
 def _base_config(config: Config) -> dict[str, Any]:

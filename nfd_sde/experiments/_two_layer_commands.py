@@ -11,6 +11,7 @@ a to b.
 """
 
 import argparse
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from ..model import BLOCK_ORDERS, load_config, load_stream, run_meta, to_dict
 from ._arguments import (
     add_run_arguments,
+    check_out_dir,
     count_type,
     learning_rates_type,
     numbers_type,
@@ -34,6 +36,10 @@ from ._records import write_json
 from ._transfer import transfer_sweep
 from ._two_layer_plots import plot_collapse, plot_coordinate_check, plot_norms, plot_transfer
 
+DEPTHS = functools.partial(sizes_type, example="4,8,16")
+WIDTHS = functools.partial(sizes_type, example="128,256")
+EXPONENTS = functools.partial(numbers_type, example="0,0.25,0.5")
+
 
 def _add_common(parser: argparse.ArgumentParser, *, seeds: int) -> None:
     add_run_arguments(parser, example="training.steps=100")
@@ -44,14 +50,14 @@ def _add_collapse(parser: argparse.ArgumentParser) -> None:
     _add_common(parser, seeds=3)
     parser.add_argument(
         "--depths",
-        type=sizes_type,
+        type=DEPTHS,
         default=(4, 8, 16, 32),
         help="depths L, e.g. 4,8,16 (two or more for slopes)",
     )
     parser.add_argument(
-        "--c", type=numbers_type, default=(0.0, 0.5), help="first-layer exponents c, e.g. 0,0.5"
+        "--c", type=EXPONENTS, default=(0.0, 0.5), help="first-layer exponents c, e.g. 0,0.5"
     )
-    parser.add_argument("--widths", type=sizes_type, help="widths n (default: network.width)")
+    parser.add_argument("--widths", type=WIDTHS, help="widths n (default: network.width)")
     parser.add_argument(
         "--steps", type=count_type, default=1, help="SGD steps measured (default 1)"
     )
@@ -59,21 +65,19 @@ def _add_collapse(parser: argparse.ArgumentParser) -> None:
 
 def _add_transfer(parser: argparse.ArgumentParser) -> None:
     _add_common(parser, seeds=2)
-    parser.add_argument("--depths", type=sizes_type, required=True, help="depths L, e.g. 4,8,16")
-    parser.add_argument("--widths", type=sizes_type, help="widths n (default: network.width)")
+    parser.add_argument("--depths", type=DEPTHS, required=True, help="depths L, e.g. 4,8,16")
+    parser.add_argument("--widths", type=WIDTHS, help="widths n (default: network.width)")
     parser.add_argument(
         "--lrs", type=learning_rates_type, required=True, help="learning rates: 0.1,0.2 or 2^-4:2"
     )
     parser.add_argument(
-        "--c", type=numbers_type, default=(0.0,), help="first-layer exponents c, e.g. 0,0.25,0.5"
+        "--c", type=EXPONENTS, default=(0.0,), help="first-layer exponents c, e.g. 0,0.25,0.5"
     )
 
 
 def _add_norms(parser: argparse.ArgumentParser) -> None:
     _add_common(parser, seeds=2)
-    parser.add_argument(
-        "--depths", type=sizes_type, default=(4, 16, 64), help="depths L, e.g. 4,16,64"
-    )
+    parser.add_argument("--depths", type=DEPTHS, default=(4, 16, 64), help="depths L, e.g. 4,16,64")
     parser.add_argument("--width", type=count_type, help="width n (default: network.width)")
 
 
@@ -83,9 +87,11 @@ def _collapse(args: argparse.Namespace) -> None:
     widths = args.widths or (config.network.width,)
     refuse_existing(args.out, overwrite=args.overwrite, name="collapse.json")
     start = time.perf_counter()
+    stream = load_stream(config)
+    print(f"data: {stream.origin}")
     result = collapse_diagnostic(
         config,
-        load_stream(config),
+        stream,
         depths=args.depths,
         exponents=args.c,
         widths=widths,
@@ -96,17 +102,28 @@ def _collapse(args: argparse.Namespace) -> None:
     path = _write(args.out / "collapse.json", result, config, start)
     plot_collapse(result, args.out / "collapse.png")
     plot_coordinate_check(result, args.out / "coordinate_check.png")
+    for run in result["runs"]:
+        if run["diverged"]:
+            print(
+                f"DIVERGED: n={run['width']}, L={run['depth']}, c={run['c']:g}: {run['diverged']} "
+                f"of {result['seeds']} seed(s), first bad steps {run['first_bad_step']}"
+            )
     for fit in result["slopes"]:
         expected = "" if fit["expected"] is None else f" (expected {fit['expected']:g})"
+        where = f"n={fit['width']}, c={fit['c']:g}, {fit['quantity']}"
+        if fit["slope"] is None:
+            print(f"{where}: no slope (finite, positive values at fewer than two depths)")
+            continue
         print(
-            f"n={fit['width']}, c={fit['c']:g}, {fit['quantity']}: slope {fit['slope']:.3f} "
-            f"[{fit['ci95'][0]:.3f}, {fit['ci95'][1]:.3f}], seed SE {fit['seed_se']:.3f}" + expected
+            f"{where}: slope {fit['slope']:.3f} [{fit['ci95'][0]:.3f}, {fit['ci95'][1]:.3f}], "
+            f"seed SE {fit['seed_se']:.3f}" + expected
         )
     print(f"wrote {path}, collapse.png and coordinate_check.png")
 
 
 def _transfer(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
+    check_out_dir(args.out)
     summary = transfer_sweep(
         config,
         depths=args.depths,
@@ -119,16 +136,21 @@ def _transfer(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     plot_transfer(summary, args.out / "transfer.png")
-    print(f"{summary['runs_trained']} runs trained, {summary['runs_resumed']} resumed")
+    print(f"data: {summary['data']}")
+    print(
+        f"{summary['runs_trained']} runs trained, {summary['runs_resumed']} resumed, "
+        f"{summary['runs_diverged']} diverged (marked, left out of the optima)"
+    )
     for panel in summary["panels"]:
         stats = panel["train"]
         optima = ", ".join(
             f"L={d}: {'-' if o is None else f'{o:g}'}"
             for d, o in zip(panel["depths"], stats["optimum_log2_lr"])
         )
+        spread = stats["spread_log2_lr"]
         print(
             f"c={panel['c']:g}, n={panel['width']}: optimal log2 eta (train) {optima}; "
-            f"spread {stats['spread_log2_lr']}"
+            f"spread {'n/a' if spread is None else f'{spread:g}'}"
         )
     print(f"wrote {args.out / 'transfer.json'} and {args.out / 'transfer.png'}")
 
@@ -137,9 +159,11 @@ def _norms(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
     refuse_existing(args.out, overwrite=args.overwrite, name="norms.json")
     start = time.perf_counter()
+    stream = load_stream(config)
+    print(f"data: {stream.origin}")
     result = feature_norms(
         config,
-        load_stream(config),
+        stream,
         depths=args.depths,
         width=args.width or config.network.width,
         seeds=args.seeds,
@@ -150,9 +174,12 @@ def _norms(args: argparse.Namespace) -> None:
     plot_norms(result, args.out / "norms.png")
     for run in result["runs"]:
         init, trained = np.asarray(run["init"]), np.asarray(run["trained"])
+        after = f"{trained[-1]:.3g} trained"
+        if run["diverged"]:
+            after = f"DIVERGED in training ({run['diverged']} of {result['seeds']} seed(s))"
         print(
             f"{run['block_order']}, L={run['depth']}: rms h_0 {init[0]:.3g}, h_L {init[-1]:.3g} "
-            f"at init, {trained[-1]:.3g} trained"
+            f"at init, {after}"
         )
     print(f"wrote {path} and norms.png")
 

@@ -25,7 +25,8 @@ CHANGE_LABELS = {
 
 def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
     """Each change (seed mean, bars: seed std) against L, log-log; one colour per c, one line
-    style per width; the fitted slope (95% interval) in the legend."""
+    style per width; the fitted slope (95% interval) in the legend. Diverged runs (NaN) leave
+    gaps, and a quantity without a fit says so in the legend."""
     figure = new_figure(1, len(CHANGES), width=5.0 * len(CHANGES))
     colours = palette(len(collapse["exponents"]))
     styles = _styles(collapse["widths"])
@@ -40,8 +41,6 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
                     if f["c"] == c and f["width"] == width and f["quantity"] == name
                 )
                 depths = np.array([r["depth"] for r in runs])
-                label = f"c={c:g}, n={width}: slope {fit['slope']:.3f}"
-                label += f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
                 ax.errorbar(
                     depths,
                     values.mean(axis=1),
@@ -49,15 +48,16 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
                     fmt="o",
                     color=colour,
                     capsize=2,
+                    label=None if fit["slope"] is not None else f"c={c:g}, n={width}: no fit",
                 )
-                ax.plot(
-                    depths,
-                    fit["prefactor"] * depths ** fit["slope"],
-                    styles[width],
-                    color=colour,
-                    label=label,
-                )
-        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="rms change")
+                if fit["slope"] is not None:
+                    label = f"c={c:g}, n={width}: slope {fit['slope']:.3f}"
+                    label += f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
+                    fitted = np.array(fit["depths_fitted"])
+                    line = fit["prefactor"] * fitted ** fit["slope"]
+                    ax.plot(fitted, line, styles[width], color=colour, label=label)
+        ax.set(xscale="log", xlabel="depth L", ylabel="rms change")
+        _log_if_positive(ax)
         _size_ticks(ax, collapse["depths"])
         ax.set_title(CHANGE_LABELS[name], fontsize="small")
         ax.grid(alpha=0.3, which="both")
@@ -109,8 +109,11 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
                 if prefix:
                     _log_if_positive(ax)
                 else:
-                    top = max(np.nanmax(line.get_ydata()) for line in ax.get_lines())
-                    ax.set_ylim(0.0, 1.15 * top)
+                    lines = [np.asarray(line.get_ydata(), float) for line in ax.get_lines()]
+                    values = np.concatenate([*lines, []])
+                    values = values[np.isfinite(values)]
+                    if values.size and values.max() > 0:
+                        ax.set_ylim(0.0, 1.15 * values.max())
                 ax.set_title(f"{name} ({fixed_name} {fixed})", fontsize="small")
                 ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize="x-small")

@@ -147,6 +147,12 @@ def _stack(records: list[PyTree]) -> PyTree:
     return jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *records)
 
 
+def _no_records(shapes: PyTree) -> PyTree:
+    """Records of zero steps: empty arrays with a leading axis of length 0, shaped as `shapes`
+    (a pytree of `jax.ShapeDtypeStruct`)."""
+    return jax.tree.map(lambda leaf: np.zeros((0, *leaf.shape), leaf.dtype), shapes)
+
+
 def train_finite(
     config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: bool = False
 ) -> Result:
@@ -155,7 +161,9 @@ def train_finite(
 
     `key` initialises the network, `make_network(config, key=key)`; training itself is
     deterministic. The kernels are recorded at layers l = round(t L) for t in
-    `run.kernel_depths` (listed under `kernels["layers"]`).
+    `run.kernel_depths` (listed under `kernels["layers"]`). With `training.steps = 0` the result
+    holds the outputs at initialisation (`f_eval` (1, P, C), `f_train` (0, B, C)). A run whose
+    outputs stop being finite is a result too: `Result.status` names its first bad step.
     """
     with jax.enable_x64(config.run.dtype == "float64"):
         return _train(config, stream, key=key, progress=progress)
@@ -192,7 +200,16 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
         model, opt_state, record = train_step(model, opt_state, k)
         steps.append(record)
     evals.append(evaluate(model, x_eval, y_eval, **static))
-    steps, evals = _stack(steps), _stack(evals)
+    if steps:
+        steps = _stack(steps)
+    else:  # no SGD step: the records' shapes are those a step would have
+        x, y = (jax.ShapeDtypeStruct(a.shape[1:], dtype) for a in (x_train, y_train))
+
+        def record(x, y):
+            return mup_step_record(model, opt_state, x, y, multipliers, eta, **static)[2]
+
+        steps = _no_records(jax.eval_shape(record, x, y))
+    evals = _stack(evals)
     wall_time = time.perf_counter() - start
 
     network = config.network
@@ -218,5 +235,5 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
             "block_order": config.model.block_order,
             "dtype": str(np.dtype(dtype)),
         },
-        meta=run_meta(config, wall_time=wall_time, compile_time_s=compile_time),
+        meta=run_meta(config, wall_time=wall_time, compile_time_s=compile_time, data=stream.origin),
     )

@@ -26,7 +26,11 @@ def cross_fitted(stats, *, ridge: float = 1e-10) -> np.ndarray | None:
         size = xx.shape[-1]
         scale = np.maximum(np.trace(xx, axis1=-2, axis2=-1) / size, np.finfo(float).tiny)
         regularised = xx + ridge * scale[..., None, None] * np.eye(size)
-        beta = np.linalg.solve(regularised, xy)  # (steps, C, R, Q)
+        finite = np.all(np.isfinite(regularised), axis=(-2, -1)) & np.all(
+            np.isfinite(xy), axis=(-2, -1)
+        )
+        regularised = np.where(finite[..., None, None], regularised, np.eye(size))
+        beta = np.linalg.solve(regularised, np.where(finite[..., None, None], xy, np.nan))
         correction = np.einsum("krc,kcrq->kqc", stats.mean_x[g], beta)
         out[g] = stats.mean_y[g] - correction
     return out

@@ -70,10 +70,14 @@ def run_groups(
     progress: bool,
     desc: str = "NFD limit",
 ) -> dict[str, object]:
-    """Every SGD step of the stacked groups; arrays with a leading group axis (NumPy)."""
+    """Every SGD step of the stacked groups; arrays with a leading group axis (NumPy).
+
+    A step whose outputs are not finite in some group ends the solve: the later steps (and the
+    final evaluation) are recorded as NaN, and `steps_solved` says how many were solved."""
     x_train = jnp.asarray(stream.x_train, dtype)
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
+    final_k = jnp.int32(stream.steps)
     outputs, step_times = [], []
     for k in tqdm(range(stream.steps), desc=desc, unit="step", disable=not progress):
         tick = time.perf_counter()
@@ -81,9 +85,18 @@ def run_groups(
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         outputs.append(jax.device_get(out))
-    f_final, controls_final, feature_final = jax.device_get(
-        jit_evaluate(solver, state, jnp.int32(stream.steps), x_eval)
-    )
+        if not all(np.all(np.isfinite(a)) for a in jax.tree.leaves(outputs[-1])):
+            break  # diverged: the later steps are not solved
+    solved = len(outputs)
+    if outputs and solved < stream.steps:
+        outputs += [_blank(outputs[-1])] * (stream.steps - solved)
+        f_final, controls_final, feature_final = _blank(
+            jax.eval_shape(jit_evaluate, solver, state, final_k, x_eval)
+        )
+    else:
+        f_final, controls_final, feature_final = jax.device_get(
+            jit_evaluate(solver, state, final_k, x_eval)
+        )
 
     groups, batch, outputs_ = f_final.shape[0], stream.batch, stream.outputs
     depths, eval_size = feature_final.shape[1], x_eval.shape[0]
@@ -107,6 +120,7 @@ def run_groups(
         "feature_train": steps("feature_train"),
         "grad_train": steps("grad_train"),
         "step_times": step_times,
+        "steps_solved": solved,
     }
     final_cv = cross_fitted(jax.tree.map(lambda a: a[:, None], controls_final))
     if final_cv is None:  # one group: nothing to cross-fit, the plain means stand
@@ -121,3 +135,8 @@ def run_groups(
     run["f_train_cv"] = steps_cv[:, :, :batch]
     run["f_eval_cv"] = np.concatenate([steps_cv[:, :, batch:], final_cv], axis=1)
     return run
+
+
+def _blank(tree):
+    """NaN arrays shaped as `tree`'s leaves (arrays or shape structs)."""
+    return jax.tree.map(lambda a: np.full(a.shape, np.nan, a.dtype), tree)

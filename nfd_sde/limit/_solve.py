@@ -88,7 +88,9 @@ def _result(config, stream, runs, solver, plan, wall) -> Result:
     order = solver.scheme.order
     controls = config.solver.control_variates
     levels = {
-        name: np.stack([run[name] for run in runs]) for name in runs[0] if name != "step_times"
+        name: np.stack([run[name] for run in runs])
+        for name in runs[0]
+        if name not in ("step_times", "steps_solved")
     }
     outputs = {
         name: estimate(levels[f"{name}_cv" if controls else name], order=order) for name in FIELDS
@@ -128,7 +130,8 @@ def _result(config, stream, runs, solver, plan, wall) -> Result:
         "particles": config.solver.particles,
         "groups": config.solver.groups,
         "depth_steps": steps[0],
-        "levels": steps,
+        "levels": len(steps),
+        "grids": steps,
         "target": "infinite depth" if len(steps) > 1 else f"depth {steps[0]}",
         "control_variates": controls,
         "representation": plan.representation,
@@ -147,6 +150,8 @@ def _result(config, stream, runs, solver, plan, wall) -> Result:
         first_step_s=first,
         step_s=float(np.median(later)),
         compile_time_s=max(first - float(np.median(later)), 0.0),
+        steps_solved=min(run["steps_solved"] for run in runs),
+        data=stream.origin,
     )
     return Result(
         f_train=outputs["f_train"]["value"],

@@ -58,6 +58,7 @@ from ._readout import (
 )
 from ._result import (
     Result as Result,
+    first_nonfinite_step as first_nonfinite_step,
     interval95 as interval95,
     json_ready as json_ready,
     package_versions as package_versions,

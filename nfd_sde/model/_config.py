@@ -6,7 +6,6 @@ names the field and the allowed values.
 """
 
 import dataclasses
-import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from solvers import REPRESENTATIONS as _REPRESENTATIONS, SCHEMES
 
+from . import _validators as check
 from ._activations import ACTIVATIONS as _ACTIVATIONS
 from ._block_types import BLOCKS as _BLOCKS
 from ._blocks import BLOCK_ORDERS
@@ -30,28 +30,6 @@ BACKWARDS = ("standard", "decoupled")
 REPRESENTATIONS = ("auto", *_REPRESENTATIONS)
 DRIVERS = tuple(SCHEMES)
 DTYPES = ("float32", "float64")
-
-
-def _choice(section: str, field: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{section}.{field}={value!r} is not allowed; choose one of {allowed}")
-
-
-def _positive_int(section: str, field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{section}.{field}={value!r}: must be an integer >= 1")
-
-
-def _boolean(section: str, field: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{section}.{field}={value!r}: must be true or false")
-
-
-def _finite(section: str, field: str, value: Any, *, minimum: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{section}.{field}={value!r}: must be a finite number")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{section}.{field}={value!r}: must be >= {minimum}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +51,14 @@ class DataConfig:
     seed: int = 1
 
     def __post_init__(self):
-        _choice("data", "source", self.source, DATA_SOURCES)
-        _choice("data", "teacher", self.teacher, TEACHERS)
-        _positive_int("data", "eval_size", self.eval_size)
-        _positive_int("data", "teacher_width", self.teacher_width)
-        _finite("data", "label_noise", self.label_noise, minimum=0.0)
+        check.choice("data", "source", self.source, DATA_SOURCES)
+        check.choice("data", "teacher", self.teacher, TEACHERS)
+        check.positive_int("data", "eval_size", self.eval_size)
+        check.positive_int("data", "teacher_width", self.teacher_width)
+        check.finite("data", "label_noise", self.label_noise, minimum=0.0)
+        check.seed("data", "seed", self.seed)
+        if self.path is not None and not isinstance(self.path, str):
+            raise ValueError(f"data.path={self.path!r}: must be a path in quotes")
         if self.source in ("npz", "cifar10") and not self.path:
             raise ValueError(f"data.path is required when data.source={self.source!r}")
 
@@ -102,13 +83,13 @@ class ModelConfig:
     lr_profile: AbstractProfile = 1.0
 
     def __post_init__(self):
-        _positive_int("model", "dim", self.dim)
-        _positive_int("model", "outputs", self.outputs)
-        _choice("model", "activation", self.activation, ACTIVATIONS)
-        _choice("model", "readout", self.readout, READOUTS)
-        _choice("model", "block", self.block, BLOCKS)
-        _choice("model", "block_order", self.block_order, BLOCK_ORDERS)
-        _finite("model", "gamma0", self.gamma0)
+        check.positive_int("model", "dim", self.dim)
+        check.positive_int("model", "outputs", self.outputs)
+        check.choice("model", "activation", self.activation, ACTIVATIONS)
+        check.choice("model", "readout", self.readout, READOUTS)
+        check.choice("model", "block", self.block, BLOCKS)
+        check.choice("model", "block_order", self.block_order, BLOCK_ORDERS)
+        check.finite("model", "gamma0", self.gamma0)
         if self.gamma0 <= 0:
             raise ValueError(f"model.gamma0={self.gamma0!r}: must be > 0")
         for name in ("beta_profile", "lr_profile"):
@@ -117,7 +98,9 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """SGD with muP learning rates: P <- P - eta * eta_P * gamma0^2 * n * grad_P(loss)."""
+    """SGD with muP learning rates: P <- P - eta * eta_P * gamma0^2 * n * grad_P(loss).
+
+    `steps = 0` is allowed: the producers then record the outputs at initialisation."""
 
     eta: float = 0.5
     eta_U: float = 1.0
@@ -130,11 +113,11 @@ class TrainingConfig:
 
     def __post_init__(self):
         for name in ("eta", "eta_U", "eta_v", "eta_W"):
-            _finite("training", name, getattr(self, name), minimum=0.0)
-        _finite("training", "first_layer_exponent", self.first_layer_exponent)
-        _positive_int("training", "steps", self.steps)
-        _positive_int("training", "batch", self.batch)
-        _choice("training", "loss", self.loss, LOSSES)
+            check.finite("training", name, getattr(self, name), minimum=0.0)
+        check.finite("training", "first_layer_exponent", self.first_layer_exponent)
+        check.positive_int("training", "steps", self.steps, minimum=0)
+        check.positive_int("training", "batch", self.batch)
+        check.choice("training", "loss", self.loss, LOSSES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,9 +129,9 @@ class NetworkConfig:
     backward: str = "standard"
 
     def __post_init__(self):
-        _positive_int("network", "width", self.width)
-        _positive_int("network", "depth", self.depth)
-        _choice("network", "backward", self.backward, BACKWARDS)
+        check.positive_int("network", "width", self.width)
+        check.positive_int("network", "depth", self.depth)
+        check.choice("network", "backward", self.backward, BACKWARDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,22 +154,22 @@ class SolverConfig:
     memory_limit_gb: float = 8.0
 
     def __post_init__(self):
-        _positive_int("solver", "particles", self.particles)
-        _positive_int("solver", "depth_steps", self.depth_steps)
-        _positive_int("solver", "groups", self.groups)
-        _positive_int("solver", "levels", self.levels)
-        _boolean("solver", "control_variates", self.control_variates)
+        check.positive_int("solver", "particles", self.particles)
+        check.positive_int("solver", "depth_steps", self.depth_steps)
+        check.positive_int("solver", "groups", self.groups)
+        check.positive_int("solver", "levels", self.levels)
+        check.boolean("solver", "control_variates", self.control_variates)
         if self.depth_steps % 2 ** (self.levels - 1):
             raise ValueError(
                 f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
                 f"solver.depth_steps={self.depth_steps} must be divisible by "
                 f"{2 ** (self.levels - 1)}; use e.g. depth_steps=16"
             )
-        _choice("solver", "representation", self.representation, REPRESENTATIONS)
-        _choice("solver", "backward", self.backward, BACKWARDS)
-        _choice("solver", "driver", self.driver, DRIVERS)
-        _finite("solver", "jitter", self.jitter, minimum=0.0)
-        _finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
+        check.choice("solver", "representation", self.representation, REPRESENTATIONS)
+        check.choice("solver", "backward", self.backward, BACKWARDS)
+        check.choice("solver", "driver", self.driver, DRIVERS)
+        check.finite("solver", "jitter", self.jitter, minimum=0.0)
+        check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
         if self.backward == "standard" and self.representation == "field":
             raise ValueError(
                 "solver.backward='standard' needs the weight-space representation (the field-"
@@ -203,10 +186,17 @@ class RunConfig:
     kernel_depths: tuple[float, ...] = (0.0, 0.5, 1.0)
 
     def __post_init__(self):
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"run.seed={self.seed!r}: must be an integer >= 0")
-        _choice("run", "dtype", self.dtype, DTYPES)
-        depths = tuple(float(t) for t in self.kernel_depths)
+        check.seed("run", "seed", self.seed)
+        check.choice("run", "dtype", self.dtype, DTYPES)
+        depths = self.kernel_depths
+        if isinstance(depths, str) or not isinstance(depths, Sequence) or not depths:
+            shown = list(depths) if isinstance(depths, tuple) else depths
+            raise ValueError(
+                f"run.kernel_depths={shown!r}: give a list of at least one depth time in [0, 1]"
+            )
+        for t in depths:
+            check.finite("run", "kernel_depths", t)
+        depths = tuple(float(t) for t in depths)
         if any(not (0.0 <= t <= 1.0) for t in depths):
             raise ValueError(f"run.kernel_depths={depths}: every depth time must lie in [0, 1]")
         object.__setattr__(self, "kernel_depths", depths)
@@ -255,7 +245,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> Config:
                 f"unknown field(s) {sorted(unknown)} in section [{name}]; known: {sorted(known)}"
             )
         values = dict(fields)
-        if name == "run" and "kernel_depths" in values:
+        if name == "run" and isinstance(values.get("kernel_depths"), list):
             values["kernel_depths"] = tuple(values["kernel_depths"])
         sections[name] = cls(**values)
     return Config(**sections)
@@ -284,6 +274,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {str(path)!r} is a directory; give a TOML file")
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         with path.open("rb") as fh:

@@ -5,23 +5,25 @@ exactly the same data. Nothing is downloaded: data is generated from a seed or r
 """
 
 import dataclasses
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from ._cifar import CIFAR_CLASSES, CIFAR_TEST_FILE, read_cifar10
 from ._config import Config
 
 
 @dataclasses.dataclass(frozen=True)
 class DataStream:
     """`x_train` (steps, batch, dim), `y_train` (steps, batch, outputs), `x_eval` (eval, dim),
-    `y_eval` (eval, outputs). Targets are floats: regression values or one-hot labels."""
+    `y_eval` (eval, outputs). Targets are floats: regression values or one-hot labels. `origin`
+    says in words where the data came from (recorded in every result's meta)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_eval: np.ndarray
     y_eval: np.ndarray
+    origin: str = ""
 
     @property
     def steps(self) -> int:
@@ -46,7 +48,10 @@ class DataStream:
 
 
 def load_stream(config: Config) -> DataStream:
-    """The data stream a config describes, checked against the model and training sections."""
+    """The data stream a config describes, checked against the model and training sections.
+
+    A data file that cannot be read (missing, truncated, corrupt, wrong shapes or values) raises
+    ValueError or FileNotFoundError naming the file and the problem."""
     source = config.data.source
     if source == "teacher":
         stream = teacher_stream(config)
@@ -97,24 +102,20 @@ def teacher_stream(config: Config) -> DataStream:
         y_train=targets(x_train).reshape(k, b, c),
         x_eval=x_eval,
         y_eval=targets(x_eval),
+        origin=f"{config.data.teacher} teacher (data.seed={config.data.seed})",
     )
+
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_eval", "y_eval")
+NPZ_LAYOUT = "x_train (K,B,d), y_train (K,B[,C]), x_eval (P,d), y_eval (P[,C])"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def npz_stream(path: str | Path, config: Config) -> DataStream:
     """An explicit stream from `.npz` with `x_train` (K,B,d), `y_train` (K,B) or (K,B,C),
     `x_eval` (P,d), `y_eval` (P) or (P,C). With cross-entropy, 1-D targets are class indices."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data.path={str(path)!r}: no such .npz file")
-    with np.load(path) as raw:
-        missing = {"x_train", "y_train", "x_eval", "y_eval"} - set(raw.files)
-        if missing:
-            raise ValueError(
-                f"{path}: missing array(s) {sorted(missing)}; expected x_train "
-                "(K,B,d), y_train (K,B[,C]), x_eval (P,d), y_eval (P[,C])"
-            )
-        x_train, y_train = np.asarray(raw["x_train"], float), np.asarray(raw["y_train"])
-        x_eval, y_eval = np.asarray(raw["x_eval"], float), np.asarray(raw["y_eval"])
+    x_train, y_train, x_eval, y_eval = (_read_npz(path)[name] for name in NPZ_ARRAYS)
     if x_train.ndim != 3:
         raise ValueError(f"{path}: x_train must have shape (K, B, d), got {x_train.shape}")
     k, b, d = x_train.shape
@@ -124,23 +125,61 @@ def npz_stream(path: str | Path, config: Config) -> DataStream:
         )
     if x_eval.ndim != 2 or x_eval.shape[1] != d:
         raise ValueError(f"{path}: x_eval must have shape (P, {d}), got {x_eval.shape}")
+    if x_eval.shape[0] == 0:
+        raise ValueError(f"{path}: x_eval holds no eval input; give P >= 1 rows")
     if y_eval.shape[:1] != x_eval.shape[:1] or y_eval.ndim != y_train.ndim - 1:
         raise ValueError(
             f"{path}: y_eval must have shape ({x_eval.shape[0]},) + y_train's "
             f"trailing shape, got {y_eval.shape}"
         )
-    per_example = y_train.ndim == 2
-    y_train = _as_targets(y_train, config, per_example=per_example)
-    y_eval = _as_targets(y_eval, config, per_example=per_example)
-    for name, array in (
-        ("x_train", x_train),
-        ("y_train", y_train),
-        ("x_eval", x_eval),
-        ("y_eval", y_eval),
-    ):
+    for name, array in zip(NPZ_ARRAYS, (x_train, y_train, x_eval, y_eval)):
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{path}: {name} contains non-finite values")
-    return DataStream(x_train, y_train, x_eval, y_eval)
+    per_example = y_train.ndim == 2
+    try:
+        y_train = _as_targets(y_train, config, per_example=per_example)
+        y_eval = _as_targets(y_eval, config, per_example=per_example)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return DataStream(x_train, y_train, x_eval, y_eval, origin=f"npz file {path}")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of an `.npz` stream as floats; ValueError saying what is wrong."""
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path={str(path)!r}: no such .npz file")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if not magic:
+        raise ValueError(f"data.path={str(path)!r}: the file is empty; expected an .npz archive")
+    if magic not in ZIP_MAGIC:
+        raise ValueError(
+            f"data.path={str(path)!r}: not an .npz archive (a zip of .npy arrays, as written by "
+            "numpy.savez)"
+        )
+    arrays, name = {}, "an array"
+    try:
+        with np.load(path, allow_pickle=False) as raw:
+            missing = set(NPZ_ARRAYS) - set(raw.files)
+            if missing:
+                raise ValueError(f"missing array(s) {sorted(missing)}; expected {NPZ_LAYOUT}")
+            for name in NPZ_ARRAYS:
+                arrays[name] = raw[name]
+    except ValueError as error:
+        if "pickle" in str(error):
+            error = f"{name} holds Python objects, not numbers"
+        raise ValueError(f"data.path={str(path)!r}: {error}") from None
+    except Exception as error:  # zipfile, zlib and EOF errors of a truncated or corrupt archive
+        raise ValueError(
+            f"data.path={str(path)!r}: the .npz archive cannot be read, it is truncated or "
+            f"corrupt ({type(error).__name__}: {error})"
+        ) from None
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"data.path={str(path)!r}: {name} has dtype {array.dtype}; it must be numeric"
+            )
+    return {name: array.astype(float) for name, array in arrays.items()}
 
 
 def _as_targets(y: np.ndarray, config: Config, *, per_example: bool) -> np.ndarray:
@@ -159,30 +198,20 @@ def _as_targets(y: np.ndarray, config: Config, *, per_example: bool) -> np.ndarr
     return np.asarray(y, float)[..., None]
 
 
-CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-
-
 def cifar10_stream(path: str | Path, config: Config) -> DataStream:
     """CIFAR-10 from a local `cifar-10-batches-py` directory (python-pickle batches).
 
     Images are flattened to d = 3072 and standardised per feature with the training mean/std.
     The stream takes K*B training images in an order shuffled by `data.seed`, and the first
-    `data.eval_size` test images. Targets are one-hot (both for MSE and cross-entropy).
+    `data.eval_size` test images. Targets are one-hot (both for MSE and cross-entropy). A folder
+    with only some of data_batch_1..5 is used as it is; the stream's `origin` names the batch
+    files read and those absent.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"data.path={str(root)!r} is not a directory; point it at an extracted "
-            "'cifar-10-batches-py' folder (data_batch_1..5 and test_batch)"
-        )
-    train_files = [root / name for name in CIFAR_TRAIN_FILES if (root / name).is_file()]
-    if not train_files or not (root / "test_batch").is_file():
-        raise FileNotFoundError(
-            f"{root}: expected data_batch_1..data_batch_5 and test_batch (python-pickle CIFAR-10)"
-        )
-    x_parts, y_parts = zip(*(_read_cifar_batch(f) for f in train_files))
-    x_all, y_all = np.concatenate(x_parts), np.concatenate(y_parts)
-    x_test, y_test = _read_cifar_batch(root / "test_batch")
+    batches, absent = read_cifar10(root)
+    x_test, y_test = batches.pop(CIFAR_TEST_FILE)
+    x_all = np.concatenate([x for x, _ in batches.values()])
+    y_all = np.concatenate([y for _, y in batches.values()])
     k, b, p = config.training.steps, config.training.batch, config.data.eval_size
     if k * b > len(x_all) or p > len(x_test):
         raise ValueError(
@@ -191,23 +220,18 @@ def cifar10_stream(path: str | Path, config: Config) -> DataStream:
         )
     mean, std = x_all.mean(axis=0), x_all.std(axis=0) + 1e-8
     order = np.random.default_rng(config.data.seed).permutation(len(x_all))[: k * b]
-    eye = np.eye(10)
+    eye = np.eye(CIFAR_CLASSES)
+    origin = f"CIFAR-10 from {root}: {', '.join(batches)} ({len(x_all)} training images)"
+    origin += f" and {CIFAR_TEST_FILE} ({len(x_test)} test images)"
+    if absent:
+        origin += f"; absent: {', '.join(absent)}"
     return DataStream(
-        x_train=((x_all[order] - mean) / std).reshape(k, b, -1),
-        y_train=eye[y_all[order]].reshape(k, b, 10),
+        x_train=((x_all[order] - mean) / std).reshape(k, b, x_all.shape[1]),
+        y_train=eye[y_all[order]].reshape(k, b, CIFAR_CLASSES),
         x_eval=(x_test[:p] - mean) / std,
         y_eval=eye[y_test[:p]],
+        origin=origin,
     )
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with path.open("rb") as fh:
-        raw = pickle.load(fh, encoding="bytes")
-    try:
-        x, y = raw[b"data"], raw[b"labels"]
-    except KeyError as error:
-        raise ValueError(f"{path}: not a CIFAR-10 python batch (missing {error})") from None
-    return np.asarray(x, float).reshape(len(y), -1), np.asarray(y, int)
 
 
 def _check_consistent(stream: DataStream, config: Config) -> None:

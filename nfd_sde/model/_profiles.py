@@ -111,11 +111,17 @@ def check_profile(profile: AbstractProfile, *, name: str, grid: int = 257) -> No
 def _parse_knots(spec: Sequence, *, name: str) -> list[tuple[float, float]]:
     knots = []
     for item in spec:
-        if not (isinstance(item, Sequence) and len(item) == 2):
+        if not (isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2):
             raise ValueError(f"{name}: each knot must be a pair [t, value], got {item!r}")
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in item):
+            raise ValueError(f"{name}: knot {item!r} must hold two numbers [t, value]")
         t, v = float(item[0]), float(item[1])
         if not (math.isfinite(t) and math.isfinite(v)):
             raise ValueError(f"{name}: knot {item!r} is not finite")
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(
+                f"{name}: knot {item!r} lies outside [0, 1]; knot times are depth times t in [0, 1]"
+            )
         knots.append((t, v))
     if not knots:
         raise ValueError(f"{name}: the knot list is empty; give at least one [t, value] pair")

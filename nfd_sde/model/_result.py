@@ -11,12 +11,18 @@
               is that of the loss-gradient paths g_l(x) = gamma0 n d ell(f(x), y) / d h_l
   config     the fully resolved config
   producer   {"kind": "finite" | "limit", plus the producer's own sizes and options}
-  meta       seed, device, package versions, wall time, compile time, peak memory
+  meta       seed, device, package versions, wall time, compile time, peak memory, data origin
+  status     {"diverged": bool, "first_bad_step": k or null}: k is the first step whose
+              outputs, losses or kernels are not finite (NaN and infinities are stored as null)
+
   stderr     the Monte Carlo standard error of every number above, with the same keys and
              shapes (f_train, f_eval, loss_train, loss_eval, kernels: {...}); null where it is
              not estimated (a finite network, a limit solved with one particle group)
   syserr     the discretisation error, likewise (null for one depth level, whose value is the
              n -> infinity limit of the depth-M network itself)
+
+`status` is derived from the arrays (`Result.status`), so it always agrees with them, and a file
+written before it existed reads the same.
 """
 
 import dataclasses
@@ -52,8 +58,17 @@ class Result:
     stderr: dict[str, Any] | None = None
     syserr: dict[str, Any] | None = None
 
+    @property
+    def status(self) -> dict[str, Any]:
+        """`{"diverged": bool, "first_bad_step": int | None}`: a diverged run is a result."""
+        kernels = [self.kernels[name] for name in KERNEL_FIELDS if name in self.kernels]
+        step = first_nonfinite_step(
+            self.f_train, self.f_eval, self.loss_train, self.loss_eval, *kernels
+        )
+        return {"diverged": step is not None, "first_bad_step": step}
+
     def to_json(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        return json_ready({**dataclasses.asdict(self), "status": self.status})
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Result":
@@ -67,6 +82,8 @@ class Result:
         values["kernels"] = kernels
         for name in ("stderr", "syserr"):
             values[name] = _errors_from_json(values.get(name))
+        if values["f_train"].size == 0:
+            _shape_no_steps(values)
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
 
 
@@ -92,11 +109,41 @@ def interval95(result: Result, name: str) -> np.ndarray | None:
             continue
         value = errors["kernels"].get(name[8:]) if name.startswith("kernels.") else errors.get(name)
         if value is not None:
-            parts.append(np.square(np.nan_to_num(np.asarray(value, dtype=float))))
+            with np.errstate(over="ignore"):  # a diverged run's errors are huge or not finite
+                parts.append(np.square(np.asarray(value, dtype=float)))
     if not parts:
         return None
     factor = result.producer.get("interval95_factor", 1.96)
     return factor * np.sqrt(sum(parts))
+
+
+def _shape_no_steps(values: dict[str, Any]) -> None:
+    """JSON keeps no shape of an empty list: give the step arrays of a run without SGD steps
+    their shapes back, (0, B, C) and (0, D, B, B), from the config and the eval outputs."""
+    batch = values.get("config", {}).get("training", {}).get("batch")
+    if batch is None or values["f_eval"].ndim != 3:
+        return
+    values["f_train"] = values["f_train"].reshape(0, batch, values["f_eval"].shape[-1])
+    kernels = values["kernels"]
+    depths = len(kernels.get("t", ()))
+    for name in ("feature_train", "grad_train"):
+        if name in kernels:
+            kernels[name] = kernels[name].reshape(0, depths, batch, batch)
+
+
+def first_nonfinite_step(*arrays: Any) -> int | None:
+    """The first index along the leading (step) axis at which any array holds a value that is
+    not finite, or None when every value is finite."""
+    first = None
+    for array in arrays:
+        array = np.asarray(array, dtype=float)
+        if array.ndim == 0:
+            continue
+        finite = np.all(np.isfinite(array), axis=tuple(range(1, array.ndim)))
+        if not np.all(finite):
+            step = int(np.argmin(finite))
+            first = step if first is None else min(first, step)
+    return first
 
 
 def read_result(path: str | Path) -> Result:
