@@ -20,6 +20,14 @@ from ._gaussian_products import (
     ConditionalGaussianProduct as ConditionalGaussianProduct,
     MatrixProduct as MatrixProduct,
 )
+from ._host_particles import (
+    HostBuffer as HostBuffer,
+    HostHistories as HostHistories,
+    HostParticles as HostParticles,
+    HostSlice as HostSlice,
+    host_particles as host_particles,
+    write_pairs as write_pairs,
+)
 from ._matrices import (
     AbstractMatrixSource as AbstractMatrixSource,
     KeyedGaussianMatrices as KeyedGaussianMatrices,
@@ -29,6 +37,7 @@ from ._particles import particle_gram as particle_gram
 from ._representations import (
     REPRESENTATIONS as REPRESENTATIONS,
     AbstractRepresentation as AbstractRepresentation,
+    EmptyParticles as EmptyParticles,
     FieldNoise as FieldNoise,
     FieldSpace as FieldSpace,
     WeightSpace as WeightSpace,
@@ -40,6 +49,11 @@ from ._schemes import (
     EulerMaruyama as EulerMaruyama,
     ScanEulerMaruyama as ScanEulerMaruyama,
     sweep as sweep,
+)
+from ._sharding import (
+    AxisMesh as AxisMesh,
+    largest_divisor as largest_divisor,
+    shard_leading_axis as shard_leading_axis,
 )
 from ._statistics import (
     control_variate_means as control_variate_means,
