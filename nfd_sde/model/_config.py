@@ -140,7 +140,9 @@ class SolverConfig:
     spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
-    outputs, noise representation, driver."""
+    outputs, noise representation, driver; `devices` over which the particles are split
+    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use
+    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`)."""
 
     particles: int = 2048
     depth_steps: int = 16
@@ -152,9 +154,18 @@ class SolverConfig:
     driver: str = "diffrax"
     jitter: float = 1e-6
     memory_limit_gb: float = 8.0
+    devices: int | str = "all"
 
     def __post_init__(self):
         check.positive_int("solver", "particles", self.particles)
+        devices = self.devices
+        if devices != "all" and (
+            isinstance(devices, bool) or not isinstance(devices, int) or devices < 1
+        ):
+            raise ValueError(
+                f'solver.devices={devices!r}: must be "all" (every visible device) or an '
+                "integer >= 1 (the first that many devices of jax.devices())"
+            )
         check.positive_int("solver", "depth_steps", self.depth_steps)
         check.positive_int("solver", "groups", self.groups)
         check.positive_int("solver", "levels", self.levels)
