@@ -147,7 +147,9 @@ def plan_limit(
     if per_device <= limit:
         return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
     # streamed: the per-particle history in host memory, blocks of it on one device
-    fixed = groups * itemsize * (2 * params + paths + 2 * (extra - stored_white))
+    # the new pairs' paths and what is computed from them (activations, entries, controls):
+    # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
+    fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (extra - stored_white))
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
