@@ -15,14 +15,17 @@ operations (1e-12).
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
-from nfd_sde import load_config
-from nfd_sde.limit import plan_limit
+from nfd_sde import load_config, load_stream, read_result
+from nfd_sde.limit import plan_limit, solve_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-10
@@ -82,3 +85,39 @@ def test_the_device_count_is_checked_before_any_work():
     assert plan_limit(every, **sizes, available_devices=5).devices == 4
     with pytest.raises(ValueError, match='solver.devices=0: must be "all"'):
         config.replace(solver={"devices": 0})
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_numbers(tmp_path):
+    """`nfd-sde --distributed` in two processes of 2 virtual devices each (one mesh of 4, sums
+    exchanged through Gloo), against the same solve in this process on one device."""
+    overrides = ["solver.driver=scan", "run.dtype=float64", "training.steps=2"]
+    sizes = ["--particles", "64", "--depth-steps", "4", "--groups", "2", "--levels", "1"]
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nfd_sde._cli", "--distributed", "--coordinator"]
+            + [f"localhost:{port}", "--num-processes", "2", "--process-id", str(i), "solve"]
+            + sizes
+            + [f"--set={o}" for o in overrides]
+            + ["--out", str(tmp_path / "multi")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = [p.communicate(timeout=900)[0] for p in processes]
+    assert all(p.returncode == 0 for p in processes), logs
+    multi = read_result(tmp_path / "multi" / "result.json")
+    assert multi.producer["devices"] == 4
+    config = load_config(None, [*overrides, "solver.particles=64", "solver.depth_steps=4"])
+    config = config.replace(solver={"groups": 2, "levels": 1, "devices": 1})
+    single = solve_limit(config, load_stream(config), key=jax.random.key(config.run.seed))
+    want = np.asarray(single.f_eval)
+    np.testing.assert_allclose(multi.f_eval, want, rtol=0, atol=TOLERANCE * np.abs(want).max())
