@@ -140,10 +140,11 @@ def _solve(args: argparse.Namespace) -> None:
     flags |= {"solver.representation": args.representation, "solver.backward": args.backward}
     flags |= {"run.seed": args.seed}
     flags |= {"solver.devices": args.devices}
-    produce = solve_limit
-    if args.target_error is not None:
+    produce, announce = solve_limit, describe_plan
+    if args.target_error is not None:  # the target's own plan is printed by solve_to_target
         produce = functools.partial(solve_to_target, target=args.target_error)
-    run_one(args, flags, produce, describe=describe_limit, announce=describe_plan)
+        announce = None
+    run_one(args, flags, produce, describe=describe_limit, announce=announce)
 
 
 def describe_plan(config: Config, stream: DataStream) -> str:

@@ -153,7 +153,7 @@ def plan_limit(
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
-    if streamed > limit:
+    if streamed > limit or not stored:  # (no stored pairs: no history to stream)
         raise ValueError(
             f"the limit solve needs about {per_device / 1e9:.3g} GB per device "
             f"(solver.memory_limit_gb={solver.memory_limit_gb}), and about "
