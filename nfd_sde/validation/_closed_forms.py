@@ -100,3 +100,21 @@ def first_step_change(
 def first_layer_change_exponent(first_layer_exponent: float) -> float:
     """The exponent of L in the first internal layer's one-step feature change: c - 1/2."""
     return first_layer_exponent - 0.5
+
+
+def two_layer_first_step_change(
+    backward: str, *, eta: float, y: float = 1.0, depth: int, exponent: float
+) -> float:
+    """f^1 - f^0 for two-layer blocks in the first-step problem (spec section 5), as n -> infinity
+    at depth L with the first layer learning at eta L^c:
+
+        decoupled: eta y ((1 + 1/L)^L - 1)          (every c: W~_{l,2} is independent of W_{l,2})
+        standard:  eta y (1 + 1/L)^(L-1) (1 + L^c)  (W_{l,2} W_{l,2}^T / n -> I makes the first
+                                                     layer's update coherent: L^c per unit depth)
+    """
+    ratio = 1.0 + 1.0 / depth
+    if backward == "decoupled":
+        return eta * y * (ratio**depth - 1.0)
+    if backward == "standard":
+        return eta * y * ratio ** (depth - 1) * (1.0 + depth**exponent)
+    raise ValueError(f"backward={backward!r}; choose 'standard' or 'decoupled'")
