@@ -40,9 +40,7 @@ def test_first_step_closed_forms(representation, backward, particles, exponent):
     )
     config = config.replace(training={"first_layer_exponent": exponent})
     gain, se = first_step_gain(config, stream, 8)
-    target = two_layer_first_step_change(
-        backward, eta=1.0, depth=steps, exponent=exponent
-    )
+    target = two_layer_first_step_change(backward, eta=1.0, depth=steps, exponent=exponent)
     assert abs(gain - target) < 4 * se, (gain, target, se)
 
 

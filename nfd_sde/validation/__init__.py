@@ -5,8 +5,8 @@ from ._closed_forms import (
     backward_second_moment as backward_second_moment,
     first_layer_change_exponent as first_layer_change_exponent,
     first_step_change as first_step_change,
-    two_layer_first_step_change as two_layer_first_step_change,
     forward_second_moment as forward_second_moment,
+    two_layer_first_step_change as two_layer_first_step_change,
 )
 from ._network_identity import limit_from_network as limit_from_network
 from ._reference_kernels import (
