@@ -8,6 +8,10 @@ from ._collapse import (
     coordinate_check as coordinate_check,
     layer_changes as layer_changes,
 )
+from ._collapse_limit import (
+    collapse_against_limit as collapse_against_limit,
+    plot_collapse_limit as plot_collapse_limit,
+)
 from ._commands import Command as Command
 from ._compare import (
     COMPARE_FILE as COMPARE_FILE,
