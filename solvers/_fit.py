@@ -66,8 +66,8 @@ def fit_loglog(sizes, errors, weights=None, *, stderrs=None) -> RateFit:
     `stderrs` (optional, instead of `weights`) are the standard errors of `errors`: each point is
     weighted by the inverse variance of its log, (error / stderr)^2 to first order, and the
     slope's standard error comes from those known variances, scaled up by sqrt(chi^2 / dof) when
-    the points scatter more than their errors allow (the Birge ratio). The interval uses the
-    normal quantile, or Student-t with dof where the scale was applied; two points give a finite
+    the points scatter more than their errors allow (the Birge ratio, as the Particle Data Group
+    scales its averages). The interval is slope +- 1.96 standard errors; two points give a finite
     interval from their errors alone.
     """
     x = np.log(np.asarray(sizes, dtype=float))
@@ -106,12 +106,10 @@ def _known_variance_fit(x: np.ndarray, y: np.ndarray, log_stderr: np.ndarray) ->
     variance = float(np.linalg.inv(gram)[1, 1])
     dof = len(x) - 2
     chi2 = float(w @ (y - design @ coef) ** 2) / dof if dof else None
-    q = 1.96
     if chi2 is not None and chi2 > 1.0:
         variance *= chi2
-        q = _t95(dof)
     stderr = math.sqrt(variance)
-    ci = (float(coef[1] - q * stderr), float(coef[1] + q * stderr))
+    ci = (float(coef[1] - 1.96 * stderr), float(coef[1] + 1.96 * stderr))
     return RateFit(float(coef[1]), float(coef[0]), stderr, ci, len(x), chi2)
 
 

@@ -17,12 +17,16 @@ from ._compare import (
     write_compare as write_compare,
 )
 from ._compare_command import COMPARE, REPORT
-from ._compare_plots import (
-    FIGURES as FIGURES,
-    plot_compare as plot_compare,
-    plot_kernels_along_depth as plot_kernels_along_depth,
-)
+from ._compare_plots import FIGURES as FIGURES, plot_compare as plot_compare
+from ._compare_store import read_compare_runs as read_compare_runs
 from ._demo import DEMO
+from ._depth_reference import (
+    DEPTH_REFERENCES as DEPTH_REFERENCES,
+    AbstractDepthReference as AbstractDepthReference,
+    DeepestDepth as DeepestDepth,
+    SuccessiveDepths as SuccessiveDepths,
+)
+from ._kernel_plots import plot_kernels_along_depth as plot_kernels_along_depth
 from ._norms import feature_norms as feature_norms
 from ._plots import (
     new_figure as new_figure,
@@ -39,6 +43,7 @@ from ._records import (
 )
 from ._report import (
     describe_fit as describe_fit,
+    rate_lines as rate_lines,
     render_report as render_report,
     write_report as write_report,
 )

@@ -34,7 +34,7 @@ from ._resnet import ResNet
 from ._trainer import EvalKernels, train_scan
 from ._training import make_network
 
-MEMORY_BYTES = 2**28  # the default chunk keeps the members' weights and gradients near 256 MiB
+MEMORY_BYTES = 2**29  # the default chunk keeps the members' weights and gradients near 512 MiB
 MAX_CHUNK = 256
 
 
