@@ -25,8 +25,10 @@ def fit_rates(grid: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     fits: dict[str, Any] = {}
     for mode in grid["modes"]:
         bias, fluct, depth = (summary[name][mode] for name in ("bias", "fluctuation", "depth"))
+        # the standard network tends to the gap, not to the NFD: no expected rate for its bias
+        quantity = "bias" if mode == "decoupled" else "bias (standard)"
         fits[f"bias_{mode}"] = [
-            _fit(widths, [row[j] for row in bias], "bias", depth=d) for j, d in enumerate(depths)
+            _fit(widths, [row[j] for row in bias], quantity, depth=d) for j, d in enumerate(depths)
         ]
         fits[f"fluctuation_{mode}"] = [
             _fit(widths, [row[j] for row in fluct], "fluctuation", depth=d)

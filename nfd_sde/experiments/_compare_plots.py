@@ -95,11 +95,8 @@ def plot_depth_error(data: Mapping[str, Any], path: str | Path) -> Figure:
             label = f"NFD limit, M = L{_fit_label(fit)}"
             _points(ax, grid["depths"], summary["depth_limit"], label=label, **LIMIT_STYLE)
         _expected(ax, fits[f"depth_{mode}"][-1], "L")
-        ax.set(
-            title=f"{mode}: depth error, {reference}",
-            xlabel="depth L",
-            ylabel=_ylabel(data, "|E f(L) - f_ref(L)|"),
-        )
+        ax.set(title=f"{mode}: depth error vs depth", xlabel=f"depth L ({reference})",
+               ylabel=_ylabel(data, "|E f(L) - f_ref(L)|"))  # fmt: skip
         _loglog(ax, grid["depths"])
     return save_figure(figure, path)
 

@@ -41,7 +41,7 @@ class SuccessiveDepths(AbstractDepthReference):
     """f(L_i) - f(L_{i+1}), paired by seed."""
 
     name = "successive"
-    description = "f(L) - f(L') with L' the next depth of the grid"
+    description = "f_ref(L) = f(L'), L' the next depth of the grid"
 
     def groups(self, depths, samples):
         pairs = [[(1.0, samples[i] - samples[i + 1])] for i in range(len(depths) - 1)]
@@ -52,7 +52,7 @@ class DeepestDepth(AbstractDepthReference):
     """f(L_i) - f(L_max), paired by seed."""
 
     name = "deepest"
-    description = "f(L) - f(L_max) with L_max the largest depth of the grid"
+    description = "f_ref(L) = f(L_max), the largest depth of the grid"
 
     def groups(self, depths, samples):
         return [[(1.0, samples[i] - samples[-1])] for i in range(len(depths) - 1)] + [None]

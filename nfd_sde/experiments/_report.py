@@ -8,11 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ._compare import read_compare
 from ._compare_plots import FIGURES, plot_compare
 from ._records import write_text
+from ._report_format import join, num, pct, pm, table
 
 REPORT_FILE = "report.md"
 _SYMBOLS = {"width": "n", "depth": "L"}
@@ -31,8 +30,8 @@ def render_report(data: dict[str, Any]) -> str:
     """The report's Markdown text (figures referenced by their file names)."""
     grid = data["grid"]
     intro = (
-        f"Finite depth-muP ResNets of widths {_list(grid['widths'])} and depths "
-        f"{_list(grid['depths'])}, standard and decoupled backward (paired: the same initial "
+        f"Finite depth-muP ResNets of widths {join(grid['widths'])} and depths "
+        f"{join(grid['depths'])}, standard and decoupled backward (paired: the same initial "
         "weights for both modes of a seed), against the NFD limit, all trained on one data stream. "
         "Every distance is that of an ensemble mean, with its noise floor removed, "
         f"{_scale_words(data)}; ± is one standard error.\n"
@@ -48,7 +47,7 @@ def describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> s
         left = _excluded(fit)
         return f"{quantity}: no rate (fewer than two resolved sizes{left})"
     where = ", ".join(f"{_SYMBOLS[k]} = {fit[k]}" for k in ("width", "depth") if k in fit)
-    sizes = f"{len(fit['sizes'])} sizes {_list(fit['sizes'])}" + (f" at {where}" if where else "")
+    sizes = f"{len(fit['sizes'])} sizes {join(fit['sizes'])}" + (f" at {where}" if where else "")
     if fit.get("expected") is not None:
         sizes += f"; expected {symbol}^{fit['expected']:g}"
     sizes += _excluded(fit)
@@ -109,8 +108,8 @@ def _infinite_gap(cell, depth) -> str:
         return f"gap at infinite width, L = {depth}: undefined (fewer than two widths)"
     verdict = "excludes 0" if cell["resolved"] else "contains 0: not resolved"
     return (
-        f"gap at infinite width, L = {depth}: {_pm(cell['debiased'], cell['stderr'])} (95% CI "
-        f"[{_num(cell['low'])}, {_num(cell['high'])}], {verdict})"
+        f"gap at infinite width, L = {depth}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
+        f"[{num(cell['low'])}, {num(cell['high'])}], {verdict})"
     )
 
 
@@ -161,8 +160,8 @@ def _setup(data) -> str:
     ]  # fmt: skip
     table = "| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     mc = "; ".join(
-        f"M = {lim['depth_steps']}: one seed {_pct(lim['mc_error']['f_eval_single'])}, "
-        f"the reference {_pct(lim['mc_error']['f_eval_mean'])}"
+        f"M = {lim['depth_steps']}: one seed {pct(lim['mc_error']['f_eval_single'])}, "
+        f"the reference {pct(lim['mc_error']['f_eval_mean'])}"
         for lim in data["limits"]
     )
     return f"## Setup\n\n{table}\n\nThe limit's own Monte Carlo error (relative): {mc}.\n"
@@ -177,8 +176,9 @@ def _bias(data) -> str:
         lines.append("- " + describe_fit(fits[f"fluctuation_{mode}"][-1],
                                          quantity=f"{mode} fluctuation", symbol="n"))  # fmt: skip
     tables = "\n".join(
-        _table(grid, summary["bias"][mode], f"{mode} bias") for mode in grid["modes"]
-    ) + _table(grid, summary["fluctuation"]["decoupled"], "decoupled fluctuation")
+        [table(grid, summary["bias"][mode], f"{mode} bias") for mode in grid["modes"]]
+        + [table(grid, summary["fluctuation"]["decoupled"], "decoupled fluctuation")]
+    )
     return (
         "## Bias and fluctuation\n\nBias = |E f_n,L - f_limit(M = L)|: the ensemble mean against "
         "the limit solved on as many steps as the network has layers, its exact n -> infinity "
@@ -201,11 +201,11 @@ def _depth(data) -> str:
         )
     reference = summary["depth_reference"]["description"]
     return (
-        f"## Depth error\n\nDepth error at L = |E f(L) - f_ref(L)| with {reference}, paired by "
+        f"## Depth error\n\nDepth error at L = |E f(L) - f_ref(L)|, {reference}, paired by "
         "seed (expected O(1/L)).\n\n"
         + "\n".join(lines)
         + "\n\n"
-        + _table(grid, summary["depth"]["decoupled"], "decoupled depth error")
+        + table(grid, summary["depth"]["decoupled"], "decoupled depth error")
         + f"\n![depth]({FIGURES['depth']})\n"
     )
 
@@ -233,7 +233,7 @@ def _gap(data) -> str:
         "n -> infinity: the reused-weight coupling that the NFD drops.\n\n"
         + "\n".join(lines)
         + f"\n\n{verdict}\n\n"
-        + _table(grid, summary["gap"], "gap")
+        + table(grid, summary["gap"], "gap")
         + f"\n![gap]({FIGURES['gap']})\n"
     )
 
@@ -243,11 +243,11 @@ def _kernels(data) -> str:
     t = grid["kernel_depths"]
     rows = []
     for mode in grid["modes"]:
-        for name, table in summary["kernels"][mode].items():
-            cells = table[-1][-1]
+        for name, per_cell in summary["kernels"][mode].items():
+            cells = per_cell[-1][-1]
             if cells is not None:
-                text = " | ".join(f"{_num(c['debiased'])} (raw {_num(c['raw'])}, noise "
-                                  f"{_num(c['floor'])})" for c in cells)  # fmt: skip
+                text = " | ".join(f"{num(c['debiased'])} (raw {num(c['raw'])}, noise "
+                                  f"{num(c['floor'])})" for c in cells)  # fmt: skip
                 rows.append(f"| {mode} | {name} | {text} |")
     header = "| mode | kernel | " + " | ".join(f"t = {v:g}" for v in t) + " |\n"
     header += "|---|---|" + "---|" * len(t) + "\n"
@@ -264,10 +264,10 @@ def _losses(data) -> str:
     grid, summary = data["grid"], data["summary"]
     limit = summary["limit_losses"][str(grid["limit_depth_steps"][-1])]["loss_eval"]
     se = None if limit["stderr"] is None else limit["stderr"][-1]
-    parts = [f"NFD limit {_pm(limit['mean'][-1], se)}"]
+    parts = [f"NFD limit {pm(limit['mean'][-1], se)}"]
     for mode in grid["modes"]:
-        table = summary["losses"][mode]["loss_eval"]
-        parts.append(f"{mode} {_pm(table['mean'][-1][-1][-1], table['stderr'][-1][-1][-1])}")
+        losses = summary["losses"][mode]["loss_eval"]
+        parts.append(f"{mode} {pm(losses['mean'][-1][-1][-1], losses['stderr'][-1][-1][-1])}")
     return (
         "## Loss curves and scaling\n\nFinal eval loss at n = "
         f"{grid['widths'][-1]}, L = {grid['depths'][-1]}: "
@@ -283,46 +283,8 @@ def _notes(data) -> str:
     return "## Notes\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 
-def _table(grid, cells, what: str) -> str:
-    header = f"| {what} | " + " | ".join(f"L = {d}" for d in grid["depths"]) + " |\n"
-    header += "|---|" + "---|" * len(grid["depths"]) + "\n"
-    rows = [
-        f"| n = {w} | " + " | ".join(_cell(c) for c in row) + " |"
-        for w, row in zip(grid["widths"], cells)
-    ]
-    return header + "\n".join(rows) + "\n"
-
-
-def _cell(cell) -> str:
-    if cell is None:
-        return "–"
-    if "debiased" not in cell:
-        return _pm(cell["value"], cell["stderr"])
-    if not cell["resolved"]:
-        return f"< {_num(cell['high'])} (not resolved)"
-    return _pm(cell["debiased"], cell["stderr"])
-
-
 def _scale_words(data) -> str:
     scale = data["scale"]
     if scale["kind"] == "absolute":
         return f"in absolute units ({scale['why']})"
     return f"relative to |f_limit| = {scale['value']:.3g} (all steps, eval inputs, outputs)"
-
-
-def _pm(mean, se) -> str:
-    if se is None or not np.isfinite(se):
-        return _num(mean)
-    return f"{_num(mean)} ± {se:.2g}"
-
-
-def _num(value) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:.3g}"
-
-
-def _pct(value) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{100 * value:.3g}%"
-
-
-def _list(values) -> str:
-    return ", ".join(str(v) for v in values)
