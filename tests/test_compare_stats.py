@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nfd_sde.experiments._compare as compare
-from nfd_sde.experiments import SuccessiveDepths
+from nfd_sde.experiments import DeepestDepth, SuccessiveDepths
 from nfd_sde.experiments._compare_fits import fit_rates
 from nfd_sde.experiments._compare_summary import summarise
 from solvers import (
@@ -34,13 +34,13 @@ STEPS, EVAL = 4, 5  # f_eval of (K + 1) x P x 1 = 25 entries
 
 def members(f_eval: np.ndarray) -> dict[str, np.ndarray]:
     """A stored ensemble (`_compare_runs`'s layout) with outputs `f_eval` and empty kernels."""
-    count = len(f_eval)
-    kernel = np.zeros((STEPS + 1, 1, EVAL, EVAL))
+    count, steps = len(f_eval), f_eval.shape[1] - 1
+    kernel = np.zeros((steps + 1, 1, EVAL, EVAL))
     arrays = {
         "f_eval": f_eval,
-        "f_train": np.zeros((count, STEPS, 2, 1)),
-        "loss_eval": np.zeros((count, STEPS + 1)),
-        "loss_train": np.zeros((count, STEPS)),
+        "f_train": np.zeros((count, steps, 2, 1)),
+        "loss_eval": np.zeros((count, steps + 1)),
+        "loss_train": np.zeros((count, steps)),
         "kernel_count": np.asarray(count),
         "kernel_layers": np.asarray([0]),
     }
@@ -173,3 +173,63 @@ def test_adaptive_rounds_ask_for_seeds_only_while_they_help():
     assert rule(seeds=64)(cells(0.0, 1.0, 64)) is None  # fixed seeds: one round
     wanted = rule()(cells(0.2, 2.0, 64))  # resolved, relative error ~0.3: about 4x, capped
     assert wanted == 128
+
+
+@pytest.mark.parametrize("reference", [SuccessiveDepths(), DeepestDepth()])
+def test_depth_errors_of_paired_samples(reference):
+    """f_s(L) = f_inf + (c / L) u + xi_s, the same noise xi_s at every depth (common random
+    numbers): the depth error is c |1/L - 1/L_ref| to within its small error, with a floor far
+    below the noise of one depth's mean; successive differences on a doubling grid fit slope -1
+    exactly."""
+    rng = np.random.default_rng(4)
+    shape = (STEPS + 1, EVAL, 1)
+    u = rng.standard_normal(shape)
+    u /= np.linalg.norm(u)
+    noise = rng.standard_normal((256, *shape))
+    depths, c = [2, 4, 8, 16], 0.5
+    ensembles = {
+        (mode, 16, d): members(c / d * u + noise + 0.001 * rng.standard_normal(noise.shape))
+        for d in depths
+        for mode in ("decoupled", "standard")
+    }
+    limits = {d: members(c / d * u + 0.001 * rng.standard_normal((8, *shape))) for d in depths}
+    grid = {"widths": [16], "depths": depths, "modes": ["decoupled", "standard"]}
+    grid |= {"antithetic": False, "limit_depth_steps": depths}
+    summary = summarise(grid, limits, ensembles, scale=1.0, reference=reference)
+    row = summary["depth"]["decoupled"][0]
+    assert row[-1] is None
+    for d, cell in zip(depths, row):
+        if cell is None:
+            continue
+        target = 2 * d if reference.name == "successive" else depths[-1]
+        expected = c * (1 / d - 1 / target)
+        assert abs(cell["debiased"] - expected) < 4 * cell["stderr"], (d, cell, expected)
+        assert cell["floor"] < 0.01 * math.sqrt(25 / 256)  # paired: the common noise cancels
+    fits = fit_rates(grid, summary)
+    if reference.name == "successive":
+        fit = fits["depth_decoupled"][0]
+        assert fit["ci95"][0] < -1.0 < fit["ci95"][1] and fit["stderr"] < 0.01, fit
+        assert fits["depth_limit"]["ci95"][0] < -1.0 < fits["depth_limit"]["ci95"][1]
+
+
+def test_outputs_at_initialisation_only():
+    """K = 0 with antithetic pairs: every pair's mean output is exactly 0, as is the limit's, so
+    the bias is 0 and unresolved, one network's spread is positive, and the adaptive rule asks
+    for no more seeds (they cannot change anything)."""
+    rng = np.random.default_rng(5)
+    f0 = rng.standard_normal((64, 1, EVAL, 1))
+    interleaved = np.stack([f0, -f0], axis=1).reshape(128, 1, EVAL, 1)
+    ensembles = {(m, 8, 2): members(interleaved) for m in ("decoupled", "standard")}
+    limit = np.stack([f0[:4], -f0[:4]], axis=1).reshape(8, 1, EVAL, 1)
+    grid = {"widths": [8], "depths": [2], "modes": ["decoupled", "standard"]}
+    grid |= {"antithetic": True, "limit_depth_steps": [2]}
+    limits = {2: members(limit)}
+    summary = summarise(grid, limits, ensembles, scale=1.0, reference=SuccessiveDepths())
+    bias = summary["bias"]["decoupled"][0][0]
+    assert bias["raw"] == 0 and not bias["resolved"]
+    cell = summary["fluctuation"]["decoupled"][0][0]
+    assert abs(cell["value"] - math.sqrt(EVAL)) < 4 * cell["stderr"], cell
+    assert summary["divergence"]["finite"][0]["diverged"] == 0
+    rounds = compare._Rounds(limits, {2: 2}, {"value": 1.0}, True, None, 1000, 0.15)
+    cells = {("decoupled", 2): members(interleaved), ("standard", 2): members(interleaved)}
+    assert rounds(cells) is None

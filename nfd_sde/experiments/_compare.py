@@ -227,7 +227,8 @@ class _Rounds:
             reference = pair_means(limit["f_eval"], self.antithetic)
             distance = mean_distance([(1.0, finite), (-1.0, reference)], scale=self.scale)
             ratio = distance.relative_stderr / self.precision
-            if (distance.resolved and ratio <= 1) or noise(finite) < noise(reference) / 4:
+            helps = noise(finite) > 0 and not noise(finite) < noise(reference) / 4
+            if (distance.resolved and ratio <= 1) or not helps:
                 continue
             wanted = max(wanted, current * ratio**2 if distance.resolved else 4.0 * current)
         if wanted <= current:

@@ -202,7 +202,7 @@ def pair_means(members: np.ndarray, antithetic: bool) -> np.ndarray:
     members = np.asarray(members, dtype=float)
     if not antithetic:
         return members
-    return members.reshape(-1, 2, *members.shape[1:]).mean(axis=1)
+    return members.reshape(len(members) // 2, 2, *members.shape[1:]).mean(axis=1)
 
 
 def merge(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -147,10 +147,12 @@ def noise(samples: np.ndarray) -> float:
 
 def diverged(arrays: dict[str, np.ndarray]) -> tuple[int, int | None]:
     """How many members have a non-finite output or loss, and the first step where one does."""
-    eval_bad = ~np.isfinite(arrays["f_eval"]).reshape(*arrays["f_eval"].shape[:2], -1).all(-1)
-    eval_bad |= ~np.isfinite(arrays["loss_eval"])
-    train = arrays["f_train"].reshape(*arrays["f_train"].shape[:2], -1)
-    train_bad = ~np.isfinite(train).all(-1) | ~np.isfinite(arrays["loss_train"])
+    def flat(name):  # (members, steps, everything else); explicit sizes, as steps may be 0
+        values = np.asarray(arrays[name])
+        return values.reshape(*values.shape[:2], int(np.prod(values.shape[2:])))
+
+    eval_bad = ~np.isfinite(flat("f_eval")).all(-1) | ~np.isfinite(arrays["loss_eval"])
+    train_bad = ~np.isfinite(flat("f_train")).all(-1) | ~np.isfinite(arrays["loss_train"])
     bad = eval_bad.copy()
     bad[:, : train_bad.shape[1]] |= train_bad
     members = bad.any(axis=1)
