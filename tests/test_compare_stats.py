@@ -160,8 +160,8 @@ def test_adaptive_rounds_ask_for_seeds_only_while_they_help():
     limit = {4: members(0.001 * rng.standard_normal((8, *shape)))}
     scale = {"value": 1.0}
 
-    def rule(seeds=None, max_seeds=1000):
-        return compare._Rounds(limit, {4: 4}, scale, False, seeds, max_seeds, 0.15)
+    def rule(seeds=None, max_seeds=1000, chunk=1):
+        return compare._Rounds(limit, {4: 4}, scale, False, seeds, max_seeds, 0.15, chunk)
 
     def cells(bias, noise, count):
         f = bias + noise * rng.standard_normal((count, *shape))
@@ -170,6 +170,7 @@ def test_adaptive_rounds_ask_for_seeds_only_while_they_help():
     assert rule()(cells(1.0, 0.1, 64)) is None  # resolved to ~1%: done
     assert rule()(cells(0.0, 1.0, 64)) == 128  # nothing resolved: at most twice as many
     assert rule(max_seeds=100)(cells(0.0, 1.0, 64)) == 100
+    assert rule(chunk=100)(cells(0.0, 1.0, 64)) == 200  # whole chunks: padding is not wasted
     assert rule(seeds=64)(cells(0.0, 1.0, 64)) is None  # fixed seeds: one round
     wanted = rule()(cells(0.2, 2.0, 64))  # resolved, relative error ~0.3: about 4x, capped
     assert wanted == 128

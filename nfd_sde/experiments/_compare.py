@@ -168,7 +168,9 @@ def run_compare(
                     network={"width": width, "depth": max(depths), "backward": "decoupled"}
                 )
                 chunk = min(CHUNK, default_chunk(network, antithetic=antithetic), seeds or CHUNK)
-                rule = _Rounds(limits, steps_of, scale, antithetic, seeds, max_seeds, precision)
+                rule = _Rounds(
+                    limits, steps_of, scale, antithetic, seeds, max_seeds, precision, chunk
+                )
                 cells = width_ensembles(
                     config, stream, width=width, depths=depths, modes=MODES,
                     finite_key=finite_key, common_noise=common_noise, antithetic=antithetic,
@@ -205,14 +207,16 @@ class _Rounds:
     """The adaptive seed rule of one width: after each round, the total seeds for the next (None:
     stop). A decoupled bias needs no more seeds once it is resolved with relative standard error
     <= `precision`, or once the finite ensemble's noise is under a quarter of the limit's (then
-    only a better limit helps). Otherwise the next total is what would reach `precision`
-    (errors fall like 1/sqrt(seeds)), four times as many where nothing is resolved yet, but at
-    most twice as many as now and at most `max_seeds`."""
+    only a better limit helps) or zero (outputs at initialisation of antithetic pairs).
+    Otherwise the next total is what would reach `precision` (errors fall like 1/sqrt(seeds)),
+    four times as many where nothing is resolved yet, but at most twice as many as now, rounded
+    up to whole chunks (a partial chunk is padded: its seeds would be trained anyway), and at
+    most `max_seeds`."""
 
-    def __init__(self, limits, steps_of, scale, antithetic, seeds, max_seeds, precision):
+    def __init__(self, limits, steps_of, scale, antithetic, seeds, max_seeds, precision, chunk=1):
         self.limits, self.steps_of, self.scale = limits, steps_of, scale["value"]
         self.antithetic, self.fixed, self.max_seeds = antithetic, seeds, max_seeds
-        self.precision = precision
+        self.precision, self.chunk = precision, chunk
 
     def __call__(self, cells) -> int | None:
         current = len(pair_means(next(iter(cells.values()))["f_eval"], self.antithetic))
@@ -233,7 +237,8 @@ class _Rounds:
             wanted = max(wanted, current * ratio**2 if distance.resolved else 4.0 * current)
         if wanted <= current:
             return None
-        return int(min(self.max_seeds, 2 * current, math.ceil(wanted)))
+        total = math.ceil(min(2 * current, wanted) / self.chunk) * self.chunk
+        return int(min(self.max_seeds, total))
 
 
 def _scale(limit: dict[str, np.ndarray], stream: DataStream, antithetic: bool) -> dict[str, Any]:

@@ -147,6 +147,7 @@ def noise(samples: np.ndarray) -> float:
 
 def diverged(arrays: dict[str, np.ndarray]) -> tuple[int, int | None]:
     """How many members have a non-finite output or loss, and the first step where one does."""
+
     def flat(name):  # (members, steps, everything else); explicit sizes, as steps may be 0
         values = np.asarray(arrays[name])
         return values.reshape(*values.shape[:2], int(np.prod(values.shape[2:])))
