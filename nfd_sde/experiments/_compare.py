@@ -154,10 +154,13 @@ def run_compare(
 
         limits = {}
         for m in limit_steps:
+            # common noise: one key for every M (nested grids); otherwise independent solves
+            independent = not common_noise and len(limit_steps) > 1
             limits[m] = limit_solves(
                 config, stream, depth_steps=m, seeds=limit_seeds, antithetic=antithetic,
                 refinement=max(limit_steps) // m if common_noise else 1,
-                limit_key=limit_key, store=store, tick=tick,
+                limit_key=jax.random.fold_in(limit_key, m) if independent else limit_key,
+                store=store, tick=tick,
             )  # fmt: skip
         limit_time = time.perf_counter() - start
         scale = _scale(limits[max(limit_steps)], stream, antithetic)

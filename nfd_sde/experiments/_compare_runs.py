@@ -8,10 +8,10 @@ member; finite pieces carry their kernels reduced over the piece's samples (`ker
 members are interleaved, [seed 0, its mirror, seed 1, its mirror, ...] (`train_ensemble`), and a
 *sample* is a pair's mean; otherwise a sample is a member.
 
-Keys. `limit_key` is split into the limit seeds; limit seed r solves every depth-step count M
-from the same key, with its noise drawn `refinement` = M_max / M times finer and summed
-(`build_solver`), so the solves on nested grids share their Brownian paths, and its mirror has
-the readouts V negated. Finite seed s of width n has the key fold_in(fold_in(finite_key, n), s),
+Keys. `limit_key` is split into the limit seeds; with common noise, limit seed r solves every
+depth-step count M from the same key, with its noise drawn `refinement` = M_max / M times finer
+and summed (`build_solver`), so the solves on nested grids share their Brownian paths (without,
+`run_compare` folds M into the key); its mirror has the readouts V negated. Finite seed s of width n has the key fold_in(fold_in(finite_key, n), s),
 shared by every depth (`depth_refinement` = L_max / L: common random numbers across depths) and
 by both backward modes (the gap is paired); without common noise it is folded with L too.
 `per_seed_runs` is the previous design, kept to reproduce its numbers: `train_finite` per seed,
