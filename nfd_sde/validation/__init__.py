@@ -6,7 +6,9 @@ from ._closed_forms import (
     first_layer_change_exponent as first_layer_change_exponent,
     first_step_change as first_step_change,
     forward_second_moment as forward_second_moment,
+    second_step_gradient_moment as second_step_gradient_moment,
 )
+from ._linear_reference import linear_reference as linear_reference
 from ._network_identity import limit_from_network as limit_from_network
 from ._reference_kernels import (
     euler_kernel as euler_kernel,
