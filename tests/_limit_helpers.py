@@ -85,9 +85,24 @@ def init_paths(config, inputs, *, seed):
 # ---------------------------------------------------------------------------------------------
 # Seed ensembles. Seed s uses `jax.random.key(s)` exactly as `solve_limit` / `train_finite` do, so
 # an ensemble's member s is the run those functions give for that key (tested in
-# tests/test_limit_field_space.py). The result is a dict of arrays with a leading seed axis and
+# tests/test_field_space_replay.py). The result is a dict of arrays with a leading seed axis and
 # the `Result` field names: f_train (S, K, B, C), f_eval (S, K+1, P, C), feature_train,
-# grad_train (S, K, D, B, B), feature_eval (S, K+1, D, P, P).
+# grad_train (S, K, D, B, B), feature_eval (S, K+1, D, P, P). Seeds run in chunks of at most
+# CHUNK (the last one padded), so every ensemble of a shape shares one compilation and large
+# ensembles stay within memory.
+
+CHUNK = 2048
+
+
+def _chunked(run, seeds) -> dict[str, np.ndarray]:
+    seeds = list(seeds)
+    size = min(len(seeds), CHUNK)
+    parts = []
+    for start in range(0, len(seeds), size):
+        chunk = seeds[start : start + size]
+        padded = chunk + chunk[:1] * (size - len(chunk))
+        parts.append({k: v[: len(chunk)] for k, v in run(padded).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 @eqx.filter_jit
@@ -108,6 +123,10 @@ def _limit_runs(solvers, states, x_train, y_train, x_eval):
 
 def limit_ensemble(config, stream, seeds) -> dict[str, np.ndarray]:
     """`solve_limit(config, stream, key=jax.random.key(s))` for every s in `seeds`, at once."""
+    return _chunked(lambda chunk: _limit_chunk(config, stream, chunk), seeds)
+
+
+def _limit_chunk(config, stream, seeds):
     dtype = config.run.dtype
     plan = plan_limit(
         config,
@@ -163,6 +182,10 @@ def _finite_runs(models, multipliers, eta, x_train, y_train, x_eval, y_eval, *, 
 
 def finite_ensemble(config, stream, seeds) -> dict[str, np.ndarray]:
     """`train_finite(config, stream, key=jax.random.key(s))` for every s in `seeds`, at once."""
+    return _chunked(lambda chunk: _finite_chunk(config, stream, chunk), seeds)
+
+
+def _finite_chunk(config, stream, seeds):
     with jax.enable_x64(config.run.dtype == "float64"):
         dtype = jnp.result_type(float)
         keys = jnp.stack([jax.random.key(s) for s in seeds])

@@ -11,8 +11,10 @@ from ._closed_forms import (
 from ._linear_reference import linear_reference as linear_reference
 from ._network_identity import limit_from_network as limit_from_network
 from ._reference_kernels import (
+    euler_gradient_kernel as euler_gradient_kernel,
     euler_kernel as euler_kernel,
     initial_sigma as initial_sigma,
     ode_kernel as ode_kernel,
+    relu_derivative_expectation as relu_derivative_expectation,
     relu_expectation as relu_expectation,
 )

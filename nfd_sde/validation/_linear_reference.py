@@ -89,8 +89,9 @@ def linear_reference(
     m_steps = config.solver.depth_steps
     dt = 1.0 / m_steps
     t = np.arange(m_steps) * dt
-    beta = np.asarray(model.beta_profile(t), float)
-    lr = np.asarray(model.lr_profile(t), float)
+    with jax.enable_x64(True):  # profiles are jax functions: evaluate them in float64
+        beta = np.asarray(model.beta_profile(t), float)
+        lr = np.asarray(model.lr_profile(t), float)
     eta = training.eta * model.gamma0  # spec section 2: eta -> eta gamma0 in the limit
     drift = eta * training.eta_W * lr * beta**2 / batch
     space = _Coordinates(dim + outputs + m_steps * (steps + 1) * (2 * batch + evals))
