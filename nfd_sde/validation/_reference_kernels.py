@@ -40,7 +40,7 @@ def relu_derivative_expectation(sigma: Float[Array, "3"]) -> Float[Array, "3"]:
     the degree-0 arc-cosine kernel (pi - theta) / (2 pi)."""
     s11, s22, s12 = sigma
     theta = jnp.arccos(jnp.clip(s12 / jnp.sqrt(s11 * s22), -1.0, 1.0))
-    half = jnp.asarray(0.5, sigma.dtype)
+    half = 0.5 * jnp.ones_like(theta)
     return jnp.stack([half, half, (jnp.pi - theta) / (2 * jnp.pi)])
 
 
