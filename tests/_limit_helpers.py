@@ -12,7 +12,6 @@ from nfd_sde import DataStream, load_config
 from nfd_sde.finite import EvalKernels, make_network, mup_multipliers, train_scan
 from nfd_sde.limit import (
     build_solver,
-    forward_paths,
     limit_evaluate,
     limit_step,
     plan_limit,
@@ -68,18 +67,6 @@ def first_step_gain(config, stream, seeds) -> np.ndarray:
         result = solve_limit(config, stream, key=jax.random.key(seed))
         out.append((result.f_eval[1, 0, 0] - result.f_eval[0, 0, 0]) / config.training.eta)
     return np.asarray(out)
-
-
-def init_paths(config, inputs, *, seed):
-    """Forward paths H_m (points, particles, inputs) at initialisation."""
-    stream = stream_from(
-        inputs[None, :1], np.zeros((1, 1, config.model.outputs)), inputs, np.zeros((len(inputs), 1))
-    )
-    key_solver, key_state = jax.random.split(jax.random.key(seed))
-    solver = build_solver(config, stream, key=key_solver)
-    state = solver.init_state(key=key_state)
-    path, _ = eqx.filter_jit(forward_paths)(solver, state, 0, inputs.astype(np.float32))
-    return np.asarray(solver.block.stream(path))
 
 
 # ---------------------------------------------------------------------------------------------
