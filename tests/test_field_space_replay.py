@@ -1,17 +1,19 @@
 """Field space replayed by hand: an independent NumPy Euler-Maruyama of the particle system.
 
-For a tiny problem (16 particles, more than the 10 pairs a kernel ever holds; 3 depth steps, 3 SGD steps, 2 outputs, tanh, non-constant depth
-profiles, gamma0 != 1, trained U and v), the test rebuilds the field-space scheme of spec section 2
-from its equations: the forward step m -> m+1 with phi(H_m), the stored G^j_{m+1} and the particle
-kernels; the backward step m+1 -> m with Gam from G_{m+1}, phi(H^j_m) and phi'(H_m); the noise of
-every new (step, input) pair as the growing Cholesky factor of the particle kernel applied to the
-stored and new standard increments, guarded as `solver.jitter` says (symmetrise, clip negative
-eigenvalues, add jitter times the mean diagonal); every scale from the spec, not from the
-library. It feeds the replay the solver's own standard increments (the keyed white noise) and
-initial U, v, so the two compute the same numbers: float64, agreement to 1e-12 relative (measured 2e-15; round-off
-of ~10^3 operations, with room for a different LAPACK). Both drivers (diffrax through
+For a tiny problem (16 particles, more than the 10 pairs a kernel ever holds; 3 depth steps,
+3 SGD steps, 2 outputs, tanh, non-constant depth profiles, gamma0 != 1, trained U and v), the
+test rebuilds the field-space scheme of spec section 2 from its equations: the forward step
+m -> m+1 with phi(H_m), the stored G^j_{m+1} and the particle kernels; the backward step
+m+1 -> m with Gam from G_{m+1}, phi(H^j_m) and phi'(H_m); the noise of every new (step, input)
+pair as the growing Cholesky factor of the particle kernel applied to the stored and new
+standard increments, guarded as `solver.jitter` says (symmetrise, clip negative eigenvalues, add
+jitter times the mean diagonal); every scale from the spec, not from the library. It feeds the
+replay the solver's own standard increments (the keyed white noise) and initial U, v, so the two
+compute the same numbers: float64, agreement to 1e-12 relative (measured 2e-15; round-off of
+~10^3 operations, with room for a different LAPACK). Both drivers (diffrax through
 `solve_limit`, the `lax.scan` scheme through the seed ensemble of `tests/_limit_helpers.py`) are
-checked against it, which also checks that an ensemble member is the `solve_limit` run of its key.
+checked against it, which also checks that an ensemble member is the `solve_limit` run of its
+key.
 """
 
 import math

@@ -9,17 +9,19 @@
   `euler_kernel`, and the backward kernels the degree-0 recursion `euler_gradient_kernel`, for two
   inputs jointly (diagonal and cross term), on the eval and the training inputs.
 
-Monte Carlo over seeds: one compiled ensemble of N = 2^13 particles per config
-shape (`tests/_limit_helpers.limit_ensemble`) -- S = 32 seeds, 2^18 particle samples. Tolerances (`tests/_statistics.py`):
+Monte Carlo over seeds: one compiled ensemble per config shape
+(`tests/_limit_helpers.limit_ensemble`), S = 32 seeds of N = 2^13 particles (2^18 particle
+samples). Tolerances (`tests/_statistics.py`):
   * per quantity, the relative shift delta (least squares over all its entries) within 4 of its
     standard errors (a t with 31 degrees of freedom exceeds 4 with probability 4e-4), and the
     standard error itself below 0.5% (so a 2% error of the quantity is a > 4 sigma effect);
   * per entry, |z| < 5.5 (t_31 tail 5e-6 per entry, < 0.1% over the ~150 entries).
-The O(1/N) bias of particle-estimated kernels is ~1e-4 relative at N = 2^13 (tested in
-tests/test_limit_solver.py::test_convergence_rate_in_particles), far below these errors. Gradient kernels are divided by the run's own
-chi(x) chi(x') (one output: G is linear in its terminal value chi V, so the ratio is the same
-quantity without the chi noise); outputs are compared by their change f^k - f^0 (f^0 -> 0, so
-subtracting it removes the initial readout's noise, a control variate with known mean).
+The O(1/N) bias of particle-estimated kernels is below ~0.1% at N = 2^13 (bounded by
+tests/test_limit_solver.py::test_convergence_rate_in_particles), below these errors. Gradient
+kernels are divided by the run's own chi(x) chi(x') (one output: G is linear in its terminal
+value chi V, so the ratio is the same quantity without the chi noise); outputs are compared by
+their change f^k - f^0 (f^0 -> 0, so subtracting it removes the initial readout's noise, a
+control variate with known mean).
 """
 
 import numpy as np
