@@ -12,7 +12,7 @@ from tests.test_limit_field_space import SEEDS, linear_config
 @pytest.fixture(scope="session")
 def linear_problem():
     """The trained linear problem of tests/test_limit_field_space.py: (config, stream, exact
-    reference, field-space ensemble of S = 32 seeds at N = 2^13)."""
+    reference, field-space ensemble of S = 64 seeds at N = 2^13)."""
     config = linear_config()
     stream = load_stream(config)
     return config, stream, linear_reference(config, stream), limit_ensemble(config, stream, SEEDS)
