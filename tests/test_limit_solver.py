@@ -169,7 +169,7 @@ def test_convergence_rate_in_particles(linear_problem):
         eval and training feature kernels, gradient kernels), pooled over its entries relative
         to its mean square, square-rooted, geometric mean over the four quantities, at
         N = 2^9, 2^11, 2^13 with S = 128, 32, 64 seeds. Pooling over entries gives each point
-        many more degrees of freedom than S; window (-0.6, -0.4) (measured -0.495 +- 0.036);
+        many more degrees of freedom than S; window (-0.6, -0.4) (measured -0.49 +- 0.04);
       * the bias: |mean delta| < 4 standard errors at every N (at N = 2^9 the error of the mean
         is ~1%: an O(1/N) bias larger than that at N = 2^9 would fail here, so at N = 2^13 it
         is below ~0.06%).
