@@ -99,8 +99,8 @@ def test_field_space_conditions_backward_noise_on_history():
 @pytest.mark.slow
 def test_closed_form_against_weight_space_and_finite_networks():
     """The same closed form against the weight-space solver and decoupled finite networks at
-    N = n = 1024, M = L = 8 (8 seeds each; their O(1/n) bias is ~0.1%, below the ~1% seed
-    error). About 2 minutes."""
+    N = n = 1024, M = L = 8 (32 seeds each; the O(1/n) bias is ~0.1%, below the ~2% seed
+    error), with the same normalisation by the kernel at t = 1. A few minutes."""
     config, stream = conditioning_problem(
         "solver.representation=weight",
         "solver.particles=1024",
@@ -108,20 +108,31 @@ def test_closed_form_against_weight_space_and_finite_networks():
         f"network.depth={STEPS}",
         "network.backward=decoupled",
     )
-    t = depth_times(config)
+    t = depth_times(config)[:-1]
     runs = {
-        "weight": limit_ensemble(config, stream, range(8)),
-        "finite": finite_ensemble(config, stream, range(8)),
+        "weight": limit_ensemble(config, stream, range(32)),
+        "finite": finite_ensemble(config, stream, range(32)),
     }
     for name, run in runs.items():
         chi = run["f_train"][:, :2, 0, 0] - np.array(Y[:2])
-        ratio = np.stack(
-            [
-                run["grad_train"][s, 1, :, 0, 0]
-                / second_step_gradient_moment(t, eta=ETA, chi0=c0, chi1=c1, depth=STEPS)
-                for s, (c0, c1) in enumerate(chi)
-            ]
-        )
-        mean, se = ratio.mean(0), ratio.std(0, ddof=1) / math.sqrt(len(ratio))
-        print(f"{name}: grad kernel / closed form at t = {t}: {mean} +- {se}")
-        assert np.all(np.abs(mean - 1.0) < 4 * se + 2e-3), (name, mean, se)
+        kernel = run["grad_train"][:, 1, :-1, 0, 0] / run["grad_train"][:, 1, -1:, 0, 0]
+        for conditioned in (True, False):
+            target = np.stack(
+                [
+                    second_step_gradient_moment(
+                        t, eta=ETA, chi0=c0, chi1=c1, depth=STEPS, conditioned_backward=conditioned
+                    )
+                    / c1**2
+                    for c0, c1 in chi
+                ]
+            )
+            ratio = kernel / target
+            mean, se = ratio.mean(0), ratio.std(0, ddof=1) / math.sqrt(len(ratio))
+            print(
+                f"{name}, conditioned={conditioned}: kernel / closed form at t = {t}: "
+                f"{mean} +- {se}"
+            )
+            if conditioned:
+                assert np.all(np.abs(mean - 1.0) < 4 * se + 2e-3), (name, mean, se)
+            else:
+                assert np.any(np.abs(mean - 1.0) > 10 * se), (name, mean, se)
