@@ -59,7 +59,14 @@ def main(argv=None) -> int:
         _print_row(rows[-1], union)
     for mutation in selected:
         tests = tests_for(mutation)
-        outcome = run_mutation(mutation, tests, timeout=args.timeout, extra=extra, keep=args.keep)
+        outcome = run_mutation(
+            mutation,
+            tests,
+            timeout=args.timeout,
+            extra=extra,
+            keep=args.keep,
+            stop=not args.all_failures,
+        )
         rows.append(outcome)
         _print_row(outcome, tests if not args.suite else ["default suite"])
     print()
