@@ -171,8 +171,7 @@ def test_convergence_rate_in_particles(linear_problem):
         N = 2^9, 2^11, 2^13 with S = 128, 32, 64 seeds. Pooling over entries gives each point
         many more degrees of freedom than S; window (-0.6, -0.4) (measured -0.49 +- 0.04);
       * the bias: |mean delta| < 4 standard errors at every N (at N = 2^9 the error of the mean
-        is ~1%: an O(1/N) bias larger than that at N = 2^9 would fail here, so at N = 2^13 it
-        is below ~0.06%).
+        is ~1%, so an O(1/N) bias that passes there is below ~0.3% at N = 2^13).
     The N = 2^13 ensemble is the session's (tests/conftest.py); two more compile here."""
     config, stream, reference, run_large = linear_problem
     targets = _quantities_of(
