@@ -1,6 +1,6 @@
 """Generic numerics for particle systems in depth time: depth grids, conditional Gaussian noise,
-Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits. Knows nothing about
-ResNets."""
+Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits, distances between ensemble
+means resolved against their noise. Knows nothing about ResNets."""
 
 from ._conditional_gaussian import (
     append_factor_rows as append_factor_rows,
@@ -12,6 +12,15 @@ from ._depth_terms import (
     AbstractDepthTerm as AbstractDepthTerm,
     DepthInterval as DepthInterval,
     signed_root as signed_root,
+)
+from ._ensemble_stats import (
+    MeanDistance as MeanDistance,
+    Spread as Spread,
+    antithetic_spread_samples as antithetic_spread_samples,
+    intercept_weights as intercept_weights,
+    mean_distance as mean_distance,
+    plain_spread_samples as plain_spread_samples,
+    spread as spread,
 )
 from ._extrapolation import extrapolate as extrapolate, richardson_weights as richardson_weights
 from ._fit import RateFit as RateFit, fit_loglog as fit_loglog, t95 as t95

@@ -30,6 +30,7 @@ from ._arguments import (
     sizes_type,
 )
 from ._collapse import collapse_diagnostic
+from ._collapse_limit import collapse_against_limit, plot_collapse_limit
 from ._commands import Command
 from ._norms import feature_norms
 from ._records import write_json
@@ -60,6 +61,13 @@ def _add_collapse(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", type=WIDTHS, help="widths n (default: network.width)")
     parser.add_argument(
         "--steps", type=count_type, default=1, help="SGD steps measured (default 1)"
+    )
+    parser.add_argument(
+        "--limit-particles",
+        type=count_type,
+        metavar="N",
+        help="also solve the limit at M = L with N particles x 8 groups and overlay its Delta u "
+        "along depth on the finite networks (collapse_limit.json, collapse_limit.png)",
     )
 
 
@@ -119,6 +127,28 @@ def _collapse(args: argparse.Namespace) -> None:
             f"seed SE {fit['seed_se']:.3f}" + expected
         )
     print(f"wrote {path}, collapse.png and coordinate_check.png")
+    if args.limit_particles:
+        overlay = collapse_against_limit(
+            config,
+            stream,
+            depths=args.depths,
+            exponents=args.c,
+            widths=widths,
+            seeds=args.seeds,
+            steps=args.steps,
+            particles=args.limit_particles,
+            groups=8,
+            key=jax.random.key(config.run.seed),
+        )
+        _write(args.out / "collapse_limit.json", overlay, config, start)
+        plot_collapse_limit(overlay, args.out / "collapse_limit.png")
+        for fit in overlay["fits"]:
+            low, high = fit["ci95"]
+            print(
+                f"limit, c={fit['c']:g}: rms Delta u_l ~ L^{fit['slope']:.3f} [{low:.3f}, "
+                f"{high:.3f}] (expected {fit['expected']:g})"
+            )
+        print("wrote collapse_limit.json and collapse_limit.png")
 
 
 def _transfer(args: argparse.Namespace) -> None:

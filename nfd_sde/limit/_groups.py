@@ -161,6 +161,7 @@ def run_groups(
         "grad_train": steps("grad_train"),
         "step_times": step_times,
         "steps_solved": solved,
+        "final_state": state,
     }
     final_cv = cross_fitted(jax.tree.map(lambda a: a[:, None], controls_final))
     if final_cv is None:  # one group: nothing to cross-fit, the plain means stand

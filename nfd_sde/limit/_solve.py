@@ -90,7 +90,7 @@ def _result(config, stream, runs, solver, plan, wall) -> Result:
     levels = {
         name: np.stack([run[name] for run in runs])
         for name in runs[0]
-        if name not in ("step_times", "steps_solved")
+        if name not in ("step_times", "steps_solved", "final_state")
     }
     outputs = {
         name: estimate(levels[f"{name}_cv" if controls else name], order=order) for name in FIELDS

@@ -24,7 +24,7 @@ from ._readout import READOUTS
 ACTIVATIONS = tuple(_ACTIVATIONS)
 BLOCKS = tuple(_BLOCKS)
 LOSSES = tuple(_LOSSES)
-DATA_SOURCES = ("teacher", "npz", "cifar10")
+DATA_SOURCES = ("teacher", "npz", "cifar10", "digits")
 TEACHERS = ("linear", "tanh")
 BACKWARDS = ("standard", "decoupled")
 REPRESENTATIONS = ("auto", *_REPRESENTATIONS)
@@ -40,6 +40,8 @@ class DataConfig:
     fixed random teacher (`linear` or a one-hidden-layer `tanh` network), regenerated from `seed`.
     `npz`: an explicit stream (`x_train` (K,B,d), `y_train` (K,B) or (K,B,C), `x_eval` (P,d),
     `y_eval`). `cifar10`: a local `cifar-10-batches-py` directory, flattened and standardised.
+    `digits`: scikit-learn's bundled 8x8 handwritten digits (d = 64, 10 classes, one-hot),
+    standardised and split into training and held-out images by `seed`.
     """
 
     source: str = "teacher"

@@ -56,15 +56,17 @@ class TwoLayer(AbstractBlock):
     def stream(self, path):
         return path[0]
 
+    def learned_internal(self, history, c, m, a, dt):
+        """Delta W_{m+1,1} a / sqrt(n): the first layer's learned change of u for features a,
+        -rate beta sqrt(dt) L^c sum_j Q^j <phi(H^j), a> (O(L^{c - 1/2}))."""
+        scale = c.rate[m] * c.beta[m] * jnp.sqrt(jnp.abs(dt)) * c.first_gain
+        return -scale * (history["q"][m] @ particle_gram(history["features"][m], a))
+
     def forward_increment(self, y, m, dt, ctx):
         h, u_before = y
         c, history = ctx.coefficients, ctx.history
         a = ctx.phi(h)
-        root = jnp.sqrt(jnp.abs(dt))
-        learned_u = c.rate[m] * c.beta[m] * root * c.first_gain
-        u = ctx.forward["W1"](m, a) - learned_u * (
-            history["q"][m] @ particle_gram(history["features"][m], a)
-        )
+        u = ctx.forward["W1"](m, a) + self.learned_internal(history, c, m, a, dt)
         phi_u = ctx.phi(u)
         kernel = particle_gram(history["phi_u"][m], phi_u)
         drift = -c.drift[m] * (history["grads"][m] @ kernel)
