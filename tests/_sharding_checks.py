@@ -20,7 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from nfd_sde import load_config, load_stream
-from nfd_sde.finite import EvalLoss, make_network, mup_multipliers, train_scan
+from nfd_sde.finite import (
+    EvalLoss,
+    make_network,
+    mup_multipliers,
+    train_losses,
+    train_losses_ensemble,
+    train_scan,
+)
 from nfd_sde.limit import build_groups, jit_step, plan_limit, solve_limit
 from nfd_sde.model import loss_of
 from solvers import shard_leading_axis
@@ -116,7 +123,11 @@ def ensemble_check() -> dict:
         _, steps_one, losses_one = train(models)
         sharded = shard_leading_axis(models)
         _, steps_sharded, losses_sharded = train(sharded)
+        # the transfer sweep's trainer shards its seeds itself: against one run per key
+        vmapped = train_losses_ensemble(config, stream, keys=keys)
+        per_key = [train_losses(config, stream, key=k).loss_eval for k in keys]
     return {
+        "transfer_difference": relative(vmapped.loss_eval, np.stack(per_key)),
         "difference": max(
             relative(losses_sharded, losses_one), relative(steps_sharded.outputs, steps_one.outputs)
         ),

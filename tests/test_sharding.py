@@ -68,6 +68,8 @@ def test_a_vmapped_finite_ensemble_is_split_over_devices(report):
     assert ensemble["input_devices"] == ensemble["output_devices"] == 8
     assert ensemble["output_spec"] == "P('ensemble',)"
     assert ensemble["difference"] < 1e-12
+    # the transfer sweep's seeds: vmapped and split over the devices = one run per key
+    assert ensemble["transfer_difference"] < 1e-12
 
 
 def test_the_device_count_is_checked_before_any_work():

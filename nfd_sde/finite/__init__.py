@@ -4,6 +4,7 @@ from ._ensemble import (
     default_chunk as default_chunk,
     ensemble_networks as ensemble_networks,
     train_ensemble as train_ensemble,
+    train_losses_ensemble as train_losses_ensemble,
     train_members as train_members,
 )
 from ._optim import (

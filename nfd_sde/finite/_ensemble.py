@@ -26,12 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from solvers import DepthGrid
+from solvers import DepthGrid, shard_leading_axis
 
 from ..model import AbstractLoss, Config, DataStream, Result, loss_of, run_meta, to_dict
 from ._optim import mup_multipliers
 from ._resnet import ResNet
-from ._trainer import EvalKernels, train_scan
+from ._trainer import AbstractRecorder, EvalKernels, EvalLoss, LossCurves, train_scan
 from ._training import make_network
 
 MEMORY_BYTES = 2**29  # the default chunk keeps the members' weights and gradients near 512 MiB
@@ -71,12 +71,14 @@ def train_members(
     *,
     loss: AbstractLoss,
     layers: tuple[int, ...],
+    recorder: AbstractRecorder | None = None,
 ) -> tuple[PyTree, PyTree]:
     """`train_scan` vmapped over the leading member axis of `models`: (step records, eval
-    records at steps k = 0..K), each with a leading member axis."""
+    records at steps k = 0..K), each with a leading member axis. `recorder` defaults to
+    `EvalKernels(layers)`."""
+    recorder = EvalKernels(layers) if recorder is None else recorder
 
     def one(model):
-        recorder = EvalKernels(layers)
         inputs = (x_train, y_train, x_eval, y_eval)
         _, steps, evals = train_scan(
             model, multipliers, eta, *inputs, loss=loss, recorder=recorder, layers=layers
@@ -137,6 +139,7 @@ def _train(config, stream, keys, refinement, antithetic, chunk) -> Result:
         models = ensemble_networks(
             config, keys=batch, depth_refinement=refinement, antithetic=antithetic
         )
+        models = shard_leading_axis(models)
         tick = time.perf_counter()
         out = train_members(models, multipliers, eta, *data, loss=loss_of(config), layers=layers)
         out = jax.tree.map(np.asarray, out)
@@ -175,3 +178,22 @@ def _train(config, stream, keys, refinement, antithetic, chunk) -> Result:
         },
         meta=run_meta(config, wall_time=time.perf_counter() - start, compile_time_s=compile_time),
     )
+
+
+def train_losses_ensemble(config: Config, stream: DataStream, *, keys: PRNGKeyArray) -> LossCurves:
+    """`train_losses` for every key of `keys` in one vmapped scan, the members split over the
+    visible devices (`solvers.shard_leading_axis`): loss curves with a leading key axis, the
+    same numbers as one `train_losses` call per key up to float round-off."""
+    with jax.enable_x64(config.run.dtype == "float64"):
+        dtype = jnp.result_type(float)
+        models = shard_leading_axis(ensemble_networks(config, keys=keys))
+        data = [
+            jnp.asarray(a, dtype)
+            for a in (stream.x_train, stream.y_train, stream.x_eval, stream.y_eval)
+        ]
+        multipliers = mup_multipliers(config, make_network(config, key=keys[0]))
+        eta = jnp.asarray(config.training.eta, dtype)
+        steps, loss_eval = train_members(
+            models, multipliers, eta, *data, loss=loss_of(config), layers=(0,), recorder=EvalLoss()
+        )
+    return LossCurves(loss_train=np.asarray(steps.loss), loss_eval=np.asarray(loss_eval))
