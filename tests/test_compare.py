@@ -272,6 +272,7 @@ def test_a_killed_compare_resumes_and_another_config_is_refused(compare_run, tmp
 # ----------------------------------------------------------------- divergence, K = 0, overwrite
 
 
+@pytest.mark.slow
 def test_overwrite_of_a_diverging_compare(tmp_path, capsys):
     """--overwrite replaces a finished compare (and drops its stale report). Here eta = 1e4
     diverges (ReLU, 3 steps): the limit and every network are marked, left out of the

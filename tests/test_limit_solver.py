@@ -73,6 +73,7 @@ def test_first_step_decoupled_is_eta_e_minus_one(representation, particles, grou
     assert abs(target - first_step_change("decoupled", eta=1.0)) < math.e / steps
 
 
+@pytest.mark.slow
 def test_first_step_standard_backprop_tends_to_eta_e():
     """Weight space with the transposed forward matrices (networks that reuse their weights):
     f^1 = eta y (1 + 1/M)^{M-1} -> eta y e. The e/(e-1) gap to NFD does not shrink with depth."""
@@ -160,6 +161,7 @@ def test_representation_choice_and_memory_refusal():
         plan_limit(standard.replace(solver={"groups": 8}), dim=8, steps=4, batch=4, eval_size=8)
 
 
+@pytest.mark.slow
 def test_convergence_rate_in_particles(linear_problem):
     """The particle system's Monte Carlo error falls like N^{-1/2}, and at every N its mean is
     the exact limit within that error.

@@ -98,6 +98,7 @@ def test_weight_space_matches_the_network_across_options(extra):
     assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > 1e-3 * scale
 
 
+@pytest.mark.slow
 def test_decoupled_networks_approach_the_limit_as_width_grows(linear_problem):
     """Decoupled finite networks of depth L = 8 and width n = 32, 128, 512 (128, 32, 8 seeds, one
     compiled ensemble per width) against the exact n -> infinity value of the same depth

@@ -10,6 +10,7 @@ that is amplified (1e-16 / 1e-6); measured about 1e-15.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.limit import build_groups, jit_step, plan_limit, solve_limit
@@ -80,3 +81,20 @@ def test_a_history_over_the_limit_is_streamed_in_blocks_with_the_resident_number
     for name in ("feature_eval", "grad_train"):
         want, got = resident.kernels[name], streamed.kernels[name]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
+def test_the_automatic_memory_limit():
+    """solver.memory_limit_gb = "auto" (the default): 75% of what the devices report (a GPU
+    does; a CPU does not, so 8 GB here), resolved in the plan; other strings are refused."""
+    from nfd_sde.limit import device_memory_gb
+
+    assert load_config(None, []).solver.memory_limit_gb == "auto"
+    reported = [d.memory_stats() for d in jax.devices()]
+    if not any(stats and stats.get("bytes_limit") for stats in reported):
+        assert device_memory_gb() == 8.0
+    sizes = {"dim": 8, "steps": 4, "batch": 4, "eval_size": 4}
+    auto = plan_limit(load_config(None, []), **sizes)
+    fixed = plan_limit(load_config(None, [f"solver.memory_limit_gb={device_memory_gb()}"]), **sizes)
+    assert auto == fixed
+    with pytest.raises(ValueError, match='must be "auto"'):
+        load_config(None, ["solver.memory_limit_gb=lots"])

@@ -103,6 +103,8 @@ def plan_limit(
     """Choose the representation, the devices and where the history lives (module docstring),
     estimate the peak memory per device; refuse what will not fit. `available_devices`
     defaults to `len(jax.devices())`."""
+    if config.solver.memory_limit_gb == "auto":
+        config = config.replace(solver={"memory_limit_gb": device_memory_gb()})
     solver = config.solver
     block = block_of(config)
     w, arrays = len(block.weights), len(block.stored)
@@ -217,6 +219,23 @@ def _fewest_blocks(particles: int, most_per_block: int) -> int:
             divisors |= {d, particles // d}
     fitting = [c for c in divisors if particles // c <= max(most_per_block, 1)]
     return min(fitting)
+
+
+AUTO_FRACTION, AUTO_DEFAULT_GB = 0.75, 8.0
+
+
+def device_memory_gb() -> float:
+    """solver.memory_limit_gb="auto": 75% of the smallest memory the visible devices report
+    (GPUs do), else 8 GB (a CPU reports none; its memory is the host's)."""
+    limits = []
+    for device in jax.devices():
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # backends without memory statistics
+            stats = {}
+        if stats.get("bytes_limit"):
+            limits.append(stats["bytes_limit"])
+    return round(AUTO_FRACTION * min(limits) / 1e9, 2) if limits else AUTO_DEFAULT_GB
 
 
 def _host_memory() -> int | None:

@@ -144,7 +144,8 @@ class SolverConfig:
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
     outputs, noise representation, driver; `devices` over which the particles are split
     ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use
-    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`)."""
+    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`;
+    "auto": 75% of the memory the device reports, such as a GPU's, else 8 GB)."""
 
     particles: int = 2048
     depth_steps: int = 16
@@ -155,7 +156,7 @@ class SolverConfig:
     backward: str = "decoupled"
     driver: str = "diffrax"
     jitter: float = 1e-6
-    memory_limit_gb: float = 8.0
+    memory_limit_gb: float | str = "auto"
     devices: int | str = "all"
 
     def __post_init__(self):
@@ -182,7 +183,13 @@ class SolverConfig:
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)
-        check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
+        if isinstance(self.memory_limit_gb, str) and self.memory_limit_gb != "auto":
+            raise ValueError(
+                f'solver.memory_limit_gb={self.memory_limit_gb!r}: must be "auto" (75% of what '
+                "the device reports, else 8 GB) or a number of GB >= 0"
+            )
+        if self.memory_limit_gb != "auto":
+            check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
         if self.backward == "standard" and self.representation == "field":
             raise ValueError(
                 "solver.backward='standard' needs the weight-space representation (the field-"
