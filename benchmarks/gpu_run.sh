@@ -1,5 +1,5 @@
 #!/bin/sh
-# The one device call of issue 11 (benchmarks/README.md, "On a GPU"): the particles benchmark on
+# The GPU run of benchmarks/particles.py (benchmarks/README.md, "On a GPU"): the particles benchmark on
 # an NVIDIA GPU, N = 2^14 .. 2^20 at K*B = 128, M = 16, field space, on every device JAX sees;
 # streamed against resident at N = 2^18. From the repository root on the device machine:
 #     sh benchmarks/gpu_run.sh           (writes to $OUT, or benchmarks/results/)

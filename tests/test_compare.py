@@ -299,10 +299,7 @@ def test_overwrite_of_a_diverging_compare(tmp_path, capsys):
 
 def test_compare_without_training_steps(tmp_path):
     """K = 0: the outputs at initialisation only; the limit's vanish, so numbers are absolute."""
-    try:
-        config = load_config(None, ["training.steps=0", "training.batch=2", "data.eval_size=2"])
-    except ValueError:
-        pytest.skip("training.steps = 0 is refused until the producers accept it (issue 12)")
+    config = load_config(None, ["training.steps=0", "training.batch=2", "data.eval_size=2"])
     data = run_compare(
         config, load_stream(config), widths=[8, 16], depths=[2], seeds=8, particles=256,
         limit_seeds=2, out_dir=tmp_path,

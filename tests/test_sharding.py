@@ -1,4 +1,4 @@
-"""Particles split over devices give the one-device numbers (issue 11).
+"""Particles split over devices give the one-device numbers.
 
 The checks run in a subprocess that sees 8 virtual CPU devices (`tests/_sharding_checks.py`;
 the XLA flag must be set before JAX starts) and has joined a one-process distributed run.

@@ -1,4 +1,4 @@
-"""Memory-bounded solves (issue 11): a history that does not fit in `solver.memory_limit_gb` is
+"""Memory-bounded solves: a history that does not fit in `solver.memory_limit_gb` is
 kept in host memory and streamed to the device in particle blocks, with the resident numbers.
 
 Tolerance 1e-10 relative to each array's largest entry, in float64: a streamed solve computes

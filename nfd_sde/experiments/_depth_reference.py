@@ -12,7 +12,7 @@ differences carry little noise) and returns, per depth, the independent sample g
 * `DeepestDepth`: f(L_i) - f(L_max); c (L_i^p - L_max^p), so the slope is p only for L_i much
   smaller than L_max.
 
-An extrapolated reference (the limit extrapolated in M with its error bars, lead's issue 9) is a
+An extrapolated reference (the limit extrapolated in M with its error bars) is a
 third subclass: its `groups` return [(1, samples of depth i), (-1, the extrapolation's own
 samples)] as two independent groups, and `run_compare(..., depth_reference=...)` takes it.
 """
