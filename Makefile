@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/nfd-sde demo --out runs/demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

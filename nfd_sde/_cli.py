@@ -2,11 +2,17 @@
 
 Mistakes in the input (missing file, bad override, invalid value, sizes too large to allocate)
 end with a one-line `error: ...` on stderr and exit status 2.
+
+`--distributed` joins a multi-process run (`jax.distributed.initialize`) before any work: every
+process runs the same command, the devices of all processes form one mesh, and process 0 writes
+the outputs.
 """
 
 import argparse
 import sys
 from collections.abc import Sequence
+
+import jax
 
 from .experiments import COMMANDS
 
@@ -25,6 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nfd-sde",
         description="Finite depth-muP ResNets and their Neural Feature Dynamics (NFD) limit.",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run (jax.distributed.initialize) before any work; on a "
+        "cluster JAX detects (SLURM, Open MPI, ...) nothing else is needed, otherwise give "
+        "--coordinator, --num-processes and --process-id",
+    )
+    parser.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    parser.add_argument("--num-processes", type=int, metavar="P", help="processes in the run")
+    parser.add_argument("--process-id", type=int, metavar="I", help="this process, 0..P-1")
     subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -35,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, or 2 for a mistake in the input)."""
     args = build_parser().parse_args(argv)
     try:
+        if args.distributed:
+            _join(args)
         args.command(args)
     except (ValueError, OSError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
@@ -46,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _join(args: argparse.Namespace) -> None:
+    try:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    except RuntimeError as error:  # no cluster detected, coordinator unreachable, too late
+        raise ValueError(f"--distributed: {error}") from error
 
 
 def _one_line(error: BaseException) -> str:

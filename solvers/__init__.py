@@ -1,6 +1,6 @@
 """Generic numerics for particle systems in depth time: depth grids, conditional Gaussian noise,
-Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits. Knows nothing about
-ResNets."""
+Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits, distances between ensemble
+means resolved against their noise. Knows nothing about ResNets."""
 
 from ._conditional_gaussian import (
     append_factor_rows as append_factor_rows,
@@ -13,12 +13,29 @@ from ._depth_terms import (
     DepthInterval as DepthInterval,
     signed_root as signed_root,
 )
+from ._ensemble_stats import (
+    MeanDistance as MeanDistance,
+    Spread as Spread,
+    antithetic_spread_samples as antithetic_spread_samples,
+    intercept_weights as intercept_weights,
+    mean_distance as mean_distance,
+    plain_spread_samples as plain_spread_samples,
+    spread as spread,
+)
 from ._extrapolation import extrapolate as extrapolate, richardson_weights as richardson_weights
 from ._fit import RateFit as RateFit, fit_loglog as fit_loglog, t95 as t95
 from ._gaussian_products import (
     AbstractGaussianProduct as AbstractGaussianProduct,
     ConditionalGaussianProduct as ConditionalGaussianProduct,
     MatrixProduct as MatrixProduct,
+)
+from ._host_particles import (
+    HostBuffer as HostBuffer,
+    HostHistories as HostHistories,
+    HostParticles as HostParticles,
+    HostSlice as HostSlice,
+    host_particles as host_particles,
+    write_pairs as write_pairs,
 )
 from ._matrices import (
     AbstractMatrixSource as AbstractMatrixSource,
@@ -29,6 +46,7 @@ from ._particles import particle_gram as particle_gram
 from ._representations import (
     REPRESENTATIONS as REPRESENTATIONS,
     AbstractRepresentation as AbstractRepresentation,
+    EmptyParticles as EmptyParticles,
     FieldNoise as FieldNoise,
     FieldSpace as FieldSpace,
     WeightSpace as WeightSpace,
@@ -40,6 +58,11 @@ from ._schemes import (
     EulerMaruyama as EulerMaruyama,
     ScanEulerMaruyama as ScanEulerMaruyama,
     sweep as sweep,
+)
+from ._sharding import (
+    AxisMesh as AxisMesh,
+    largest_divisor as largest_divisor,
+    shard_leading_axis as shard_leading_axis,
 )
 from ._statistics import (
     control_variate_means as control_variate_means,

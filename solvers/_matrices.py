@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ._sharding import AxisMesh
+
 
 class AbstractMatrixSource(eqx.Module):
     """Gives the (size, size) matrix of depth step m; the same m always gives the same matrix."""
@@ -25,12 +27,15 @@ class AbstractMatrixSource(eqx.Module):
 
 
 class KeyedGaussianMatrices(AbstractMatrixSource):
-    """Standard Gaussian matrices regenerated from `fold_in(key, m)`: never all held at once."""
+    """Standard Gaussian matrices regenerated from `fold_in(key, m)`: never all held at once.
+    With a `mesh`, each is drawn with its rows (particles) split over the mesh's devices: every
+    device draws only its own rows (the draw does not depend on the split)."""
 
     key: PRNGKeyArray
     size: int = eqx.field(static=True)
     dtype: jnp.dtype = eqx.field(static=True, default=jnp.float32)
     refinement: int = eqx.field(static=True, default=1)
+    mesh: AxisMesh | None = eqx.field(static=True, default=None)
 
     def __call__(self, m: Int[Array, ""]) -> Float[Array, "particles particles"]:
         if self.refinement == 1:
@@ -40,7 +45,8 @@ class KeyedGaussianMatrices(AbstractMatrixSource):
 
     def _fine(self, m):
         shape = (self.size, self.size)
-        return jax.random.normal(jax.random.fold_in(self.key, m), shape, self.dtype)
+        matrix = jax.random.normal(jax.random.fold_in(self.key, m), shape, self.dtype)
+        return matrix if self.mesh is None else self.mesh.constrain(matrix, 0)
 
 
 class StoredMatrices(AbstractMatrixSource):

@@ -18,9 +18,14 @@ stored quantity it multiplied. A representation gives, for one sweep, the produc
 Keys: the first weight uses the base keys, the i-th (i >= 1) `fold_in(base, i)`. A solve on a
 grid nested `refinement` times in a finer one draws its noise on the finer grid and sums it
 (shared Brownian paths across nested grids).
+
+With a `mesh`, the new white noise (field space) and the matrices' rows (weight space) are laid
+out with their particle axis split over its devices (`solvers.AxisMesh`); the stored white noise
+may be a device array or a `HostParticles` history kept in host memory.
 """
 
 import abc
+from collections.abc import Callable
 from typing import ClassVar
 
 import equinox as eqx
@@ -36,18 +41,25 @@ from ._gaussian_products import (
     ConditionalGaussianProduct,
     MatrixProduct,
 )
+from ._host_particles import HostParticles, write_pairs
 from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices
 from ._particles import particle_gram
+from ._sharding import AxisMesh
 from ._white_noise import keyed_white
 
 DIRECTIONS = ("forward", "backward")
 
 
 class FieldNoise(eqx.Module):
-    """Stored standard increments of the training pairs and their growing Cholesky factors."""
+    """Stored standard increments of the training pairs (on the device or in host memory) and
+    their growing Cholesky factors."""
 
-    white: Float[Array, "steps particles stored"]
+    white: Float[Array, "steps particles stored"] | HostParticles
     factor: Float[Array, "steps stored stored"]
+
+
+# an empty (steps, particles, stored) per-particle array, given its name
+EmptyParticles = Callable[[str], Float[Array, "steps particles stored"] | HostParticles]
 
 
 def weight_keys(base: PRNGKeyArray, weights: tuple[str, ...]) -> dict[str, PRNGKeyArray]:
@@ -59,9 +71,10 @@ class AbstractRepresentation(eqx.Module):
 
     @abc.abstractmethod
     def init_noise(
-        self, weights: tuple[str, ...], *, stored: int, dtype
+        self, weights: tuple[str, ...], *, stored: int, dtype, empty: EmptyParticles
     ) -> dict[str, FieldNoise] | None:
-        """The empty noise history (None if the representation keeps none)."""
+        """The empty noise history (None if the representation keeps none); `empty(name)` gives
+        the empty per-particle array of the stored white noise `name`."""
 
     @abc.abstractmethod
     def new_white(
@@ -104,20 +117,20 @@ class FieldSpace(AbstractRepresentation):
     grid: DepthGrid
     particles: int = eqx.field(static=True)
     refinement: int = eqx.field(static=True, default=1)
+    mesh: AxisMesh | None = eqx.field(static=True, default=None)
 
-    def init_noise(self, weights, *, stored, dtype):
-        m, n = self.grid.steps, self.particles
+    def init_noise(self, weights, *, stored, dtype, empty):
+        m = self.grid.steps
 
-        def empty():  # a separate buffer per field, so the state can be donated
-            return FieldNoise(
-                jnp.zeros((m, n, stored), dtype), jnp.tile(jnp.eye(stored, dtype=dtype), (m, 1, 1))
-            )
+        def identity():  # a separate buffer per field, so the state can be donated
+            return jnp.tile(jnp.eye(stored, dtype=dtype), (m, 1, 1))
 
-        return {f"{w}.{d}": empty() for w in weights for d in DIRECTIONS}
+        names = [f"{w}.{d}" for w in weights for d in DIRECTIONS]
+        return {name: FieldNoise(empty(name), identity()) for name in names}
 
     def new_white(self, direction, k, pairs, dtype):
         keys = self.forward_keys if direction == "forward" else self.backward_keys
-        return {
+        white = {
             w: keyed_white(
                 jax.random.fold_in(key, k),
                 (self.particles, pairs),
@@ -127,6 +140,9 @@ class FieldSpace(AbstractRepresentation):
             )
             for w, key in keys.items()
         }
+        if self.mesh is None:
+            return white
+        return {w: self.mesh.constrain(a, 1) for w, a in white.items()}
 
     def products(self, direction, noise, history, conditioning, white, jitter):
         side = DIRECTIONS.index(direction)
@@ -161,18 +177,24 @@ class FieldSpace(AbstractRepresentation):
 
 
 def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
-    """Append the new pairs' standard increments and factor rows to a field-space history."""
+    """Append the new pairs' standard increments and factor rows to a field-space history.
 
-    def rows_at(stored_m, new_m, factor_m):
-        return conditional_factor(
-            particle_gram(new_m, stored_m), particle_gram(new_m, new_m), factor_m, jitter=jitter
-        )
+    The new pairs are conditioned on the pairs before slot `start` only: their kernel with
+    later slots is set to zero (those slots are empty, or, in a history kept in host memory,
+    may already hold the new pairs themselves)."""
+    earlier = jnp.arange(stored.shape[-1]) < start
 
-    rows, block = jax.vmap(rows_at)(stored, new, field.factor)
+    def rows_at(m, new_m, factor_m):
+        cross = jnp.where(earlier, particle_gram(new_m, stored[m]), 0)
+        return conditional_factor(cross, particle_gram(new_m, new_m), factor_m, jitter=jitter)
+
+    steps = jnp.arange(new.shape[0])
+    if isinstance(stored, HostParticles):  # one depth step's blocks on the device at a time
+        rows, block = lax.map(lambda args: rows_at(*args), (steps, new, field.factor))
+    else:
+        rows, block = jax.vmap(rows_at)(steps, new, field.factor)
     factor = jax.vmap(append_factor_rows, in_axes=(0, 0, 0, None))(field.factor, rows, block, start)
-    zero = jnp.zeros_like(start)
-    stored_white = lax.dynamic_update_slice(field.white, white, (zero, zero, start))
-    return FieldNoise(white=stored_white, factor=factor)
+    return FieldNoise(white=write_pairs(field.white, white, start), factor=factor)
 
 
 class WeightSpace(AbstractRepresentation):
@@ -191,12 +213,14 @@ class WeightSpace(AbstractRepresentation):
         dtype,
         reuse: bool,
         refinement: int = 1,
+        mesh: AxisMesh | None = None,
     ) -> "WeightSpace":
         """Matrices regenerated from keys; `reuse`: the backward pass uses the forward matrices
-        (standard backprop), else independent ones (decoupled)."""
+        (standard backprop), else independent ones (decoupled); with a `mesh`, each matrix is
+        drawn with its rows split over the mesh's devices."""
 
         def source(key):
-            return KeyedGaussianMatrices(key, particles, jnp.dtype(dtype), refinement)
+            return KeyedGaussianMatrices(key, particles, jnp.dtype(dtype), refinement, mesh)
 
         forward = {w: source(k) for w, k in weight_keys(forward_key, weights).items()}
         backward = (
@@ -206,7 +230,7 @@ class WeightSpace(AbstractRepresentation):
         )
         return cls(forward, backward)
 
-    def init_noise(self, weights, *, stored, dtype):
+    def init_noise(self, weights, *, stored, dtype, empty):
         return None
 
     def new_white(self, direction, k, pairs, dtype):

@@ -1,11 +1,24 @@
-"""Small builders shared by the limit-solver tests."""
+"""Small builders shared by the limit-solver tests, and seed ensembles: many independent solves
+(or finite networks) of one config vmapped into a single compiled call, for plain Monte Carlo over
+seeds at the cost of one compilation per shape."""
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from nfd_sde import DataStream, load_config
-from nfd_sde.limit import build_solver, forward_paths, solve_limit
+from nfd_sde.finite import EvalKernels, make_network, mup_multipliers, train_scan
+from nfd_sde.limit import (
+    build_solver,
+    limit_evaluate,
+    limit_step,
+    plan_limit,
+    solve_limit,
+)
+from nfd_sde.model import loss_of
+from solvers import DepthGrid
 
 
 def sphere_inputs(count: int, dim: int, *, seed: int) -> np.ndarray:
@@ -69,13 +82,131 @@ def first_step_gain(config, stream, groups: int, *, seed: int = 0) -> tuple[floa
     return float(gain), float(se)
 
 
-def init_paths(config, inputs, *, seed):
-    """Forward paths H_m (points, particles, inputs) at initialisation."""
-    stream = stream_from(
-        inputs[None, :1], np.zeros((1, 1, config.model.outputs)), inputs, np.zeros((len(inputs), 1))
+# ---------------------------------------------------------------------------------------------
+# Seed ensembles. Seed s uses `jax.random.key(s)` exactly as `solve_limit` / `train_finite` do, so
+# an ensemble's member s is the run those functions give for that key (tested in
+# tests/test_field_space_replay.py). The result is a dict of arrays with a leading seed axis and
+# the `Result` field names: f_train (S, K, B, C), f_eval (S, K+1, P, C), feature_train,
+# grad_train (S, K, D, B, B), feature_eval (S, K+1, D, P, P). Seeds run in chunks of at most
+# CHUNK (the last one padded), so every ensemble of a shape shares one compilation and large
+# ensembles stay within memory.
+
+CHUNK = 2048
+
+
+def _chunked(run, seeds) -> dict[str, np.ndarray]:
+    seeds = list(seeds)
+    size = min(len(seeds), CHUNK)
+    parts = []
+    for start in range(0, len(seeds), size):
+        chunk = seeds[start : start + size]
+        padded = chunk + chunk[:1] * (size - len(chunk))
+        parts.append({k: v[: len(chunk)] for k, v in run(padded).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@eqx.filter_jit
+def _limit_runs(solvers, states, x_train, y_train, x_eval):
+    steps = jnp.arange(x_train.shape[0], dtype=jnp.int32)
+
+    def one(solver, state):
+        def step(state, inputs):
+            k, x_batch, y_batch = inputs
+            return limit_step(solver, state, k, x_batch, y_batch, x_eval)
+
+        state, outs = lax.scan(step, state, (steps, x_train, y_train))
+        f_final, _, feature_final = limit_evaluate(solver, state, steps[-1] + 1, x_eval)
+        return outs, f_final, feature_final
+
+    return eqx.filter_vmap(one)(solvers, states)
+
+
+def limit_ensemble(config, stream, seeds) -> dict[str, np.ndarray]:
+    """`solve_limit(config, stream, key=jax.random.key(s))` for every s in `seeds`, at once."""
+    return _chunked(lambda chunk: _limit_chunk(config, stream, chunk), seeds)
+
+
+def _limit_chunk(config, stream, seeds):
+    # each seed is one particle system on one depth grid (`PLAIN`), as the members are used
+    config = config.replace(solver={"groups": 1, "levels": 1, "control_variates": False})
+    dtype = config.run.dtype
+    plan = plan_limit(
+        config,
+        dim=stream.dim,
+        steps=stream.steps,
+        batch=stream.batch,
+        eval_size=stream.x_eval.shape[0],
     )
-    key_solver, key_state = jax.random.split(jax.random.key(seed))
-    solver = build_solver(config, stream, key=key_solver)
-    state = solver.init_state(key=key_state)
-    path, _ = eqx.filter_jit(forward_paths)(solver, state, 0, inputs.astype(np.float32))
-    return np.asarray(solver.block.stream(path))
+    with jax.enable_x64(dtype == "float64"):
+
+        def build(key):
+            key_solver, key_state = jax.random.split(key)
+            solver = build_solver(config, stream, key=key_solver, plan=plan)
+            return solver, solver.init_state(key=key_state)
+
+        keys = jnp.stack([jax.random.key(s) for s in seeds])
+        solvers, states = eqx.filter_vmap(build)(keys)
+        outs, f_final, feature_final = _limit_runs(
+            solvers,
+            states,
+            jnp.asarray(stream.x_train, dtype),
+            jnp.asarray(stream.y_train, dtype),
+            jnp.asarray(stream.x_eval, dtype),
+        )
+        return {
+            "f_train": np.asarray(outs.f_train),
+            "f_eval": np.concatenate([outs.f_eval, f_final[:, None]], axis=1),
+            "feature_train": np.asarray(outs.feature_train),
+            "feature_eval": np.concatenate([outs.feature_eval, feature_final[:, None]], axis=1),
+            "grad_train": np.asarray(outs.grad_train),
+        }
+
+
+@eqx.filter_jit
+def _finite_runs(models, multipliers, eta, x_train, y_train, x_eval, y_eval, *, loss, layers):
+    def one(model):
+        _, steps, evals = train_scan(
+            model,
+            multipliers,
+            eta,
+            x_train,
+            y_train,
+            x_eval,
+            y_eval,
+            loss=loss,
+            recorder=EvalKernels(layers),
+            layers=layers,
+        )
+        return steps, evals
+
+    return eqx.filter_vmap(one)(models)
+
+
+def finite_ensemble(config, stream, seeds) -> dict[str, np.ndarray]:
+    """`train_finite(config, stream, key=jax.random.key(s))` for every s in `seeds`, at once."""
+    return _chunked(lambda chunk: _finite_chunk(config, stream, chunk), seeds)
+
+
+def _finite_chunk(config, stream, seeds):
+    with jax.enable_x64(config.run.dtype == "float64"):
+        dtype = jnp.result_type(float)
+        keys = jnp.stack([jax.random.key(s) for s in seeds])
+        models = eqx.filter_vmap(lambda key: make_network(config, key=key))(keys)
+        template = make_network(config, key=jax.random.key(0))
+        layers = DepthGrid(template.depth).point_indices(config.run.kernel_depths)
+        steps, evals = _finite_runs(
+            models,
+            mup_multipliers(config, template),
+            jnp.asarray(config.training.eta, dtype),
+            *(jnp.asarray(a, dtype) for a in (stream.x_train, stream.y_train)),
+            *(jnp.asarray(a, dtype) for a in (stream.x_eval, stream.y_eval)),
+            loss=loss_of(config),
+            layers=layers,
+        )
+        return {
+            "f_train": np.asarray(steps.outputs),
+            "f_eval": np.asarray(evals.outputs),
+            "feature_train": np.asarray(steps.feature_kernel),
+            "feature_eval": np.asarray(evals.feature_kernel),
+            "grad_train": np.asarray(steps.grad_kernel),
+        }

@@ -446,3 +446,26 @@ def test_cifar10_subset_is_seeded(tmp_path):
     np.testing.assert_array_equal(a.x_train, b.x_train)
     c = load_stream(config.replace(data={"seed": 7}))
     assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_digits_source_is_standardised_one_hot_and_held_out():
+    """scikit-learn's digits: d = 64, 10 one-hot classes, standardised on the training pool,
+    eval images held out of the training draws, the split set by data.seed."""
+    from nfd_sde.model import load_config, load_stream
+
+    overrides = ["data.source=digits", "model.dim=64", "model.outputs=10", "data.eval_size=50"]
+    overrides += ["training.steps=400", "training.batch=8"]  # 3200 draws: three passes
+    stream = load_stream(load_config(None, overrides))
+    assert stream.x_train.shape == (400, 8, 64) and stream.y_train.shape == (400, 8, 10)
+    assert stream.x_eval.shape == (50, 64)
+    assert np.all(stream.y_train.sum(axis=-1) == 1) and np.all(stream.y_eval.sum(axis=-1) == 1)
+    train = stream.x_train.reshape(-1, 64)
+    assert abs(train.mean()) < 0.05 and 0.9 < np.mean(train**2) < 1.0  # blank pixels stay 0
+    held = {tuple(np.round(x, 6)) for x in stream.x_eval}
+    assert not held & {tuple(np.round(x, 6)) for x in train}
+    other = load_stream(load_config(None, [*overrides, "data.seed=2"]))
+    assert not np.allclose(other.x_eval, stream.x_eval)
+    with pytest.raises(ValueError, match="model.dim"):
+        load_stream(load_config(None, ["data.source=digits", "model.outputs=10"]))
+    ce = load_config(None, [*overrides, "training.loss=cross_entropy"])
+    np.testing.assert_array_equal(load_stream(ce).y_eval, stream.y_eval)

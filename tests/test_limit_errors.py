@@ -77,6 +77,7 @@ def test_shared_paths_and_control_variates_reduce_the_variance(first_step):
     assert ratios["control_variates"] < 0.5, ratios
 
 
+@pytest.mark.slow
 def test_richardson_turns_the_depth_error_second_order():
     """Shared Brownian paths across the nested grids M = 4 .. 64 make the levels' Monte Carlo
     errors common-mode, so their differences resolve the depth error: successive differences of
@@ -148,6 +149,7 @@ def test_the_95_percent_band_covers_a_high_precision_reference():
     assert 0.85 <= rate <= 0.99, rate
 
 
+@pytest.mark.slow
 def test_a_target_error_run_meets_its_target_on_the_closed_form(capsys):
     """`solve --target-error 0.05` on the linear first-step problem: the plan is printed before
     the solve, and the result is within 5% of eta y (e - 1) (the target is relative to the

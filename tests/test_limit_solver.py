@@ -1,4 +1,9 @@
-"""The NFD limit solver against closed forms, an independent ODE solve, and itself.
+"""The NFD limit solver against closed forms, an independent ODE solve, and its own rates.
+
+Kernels at init and after training are compared with closed forms and exact references in
+tests/test_limit_field_space.py; field and weight space with each other in
+tests/test_field_vs_weight.py; the schemes with a hand-written replay in
+tests/test_field_space_replay.py.
 
 Tolerances: Monte Carlo errors are either the textbook standard error of a variance estimate
 from N Gaussian samples (relative sqrt(2/N)) or the empirical standard error over seeds; "exact
@@ -14,10 +19,8 @@ import pytest
 from nfd_sde import load_config
 from nfd_sde.limit import plan_limit, solve_limit
 from nfd_sde.validation import (
-    backward_second_moment,
     euler_kernel,
     first_step_change,
-    forward_second_moment,
     initial_sigma,
     ode_kernel,
 )
@@ -26,67 +29,20 @@ from tests._limit_helpers import (
     PLAIN,
     first_step_gain,
     first_step_problem,
-    init_paths,
+    limit_ensemble,
     sphere_inputs,
     stream_from,
 )
-
-N_INIT = 2**14
-M_INIT = 16
+from tests._statistics import relative_shift
 
 
-def _init_config(activation, *, particles=N_INIT, steps=M_INIT):
-    return load_config(
-        None,
-        [
-            *PLAIN,
-            f"model.activation={activation}",
-            "model.dim=6",
-            f"solver.particles={particles}",
-            f"solver.depth_steps={steps}",
-            "solver.representation=field",
-            "training.steps=1",
-            "training.batch=1",
-        ],
-    )
-
-
-@pytest.mark.parametrize("activation", ["linear", "relu"])
-def test_init_variance_along_depth(activation):
-    """E[H_t^2] = E[H_0^2] (1 + r/M)^m on the grid (-> e^{r t}), r = 1 (linear), 1/2 (ReLU),
-    E[H_0^2] = |x|^2/d = 1."""
-    x = sphere_inputs(2, 6, seed=3)
-    path = init_paths(_init_config(activation), x, seed=0)
-    second_moment = np.mean(path[:, :, 0] ** 2, axis=1)
-    t = np.arange(M_INIT + 1) / M_INIT
-    exact_discrete = forward_second_moment(t, activation=activation, depth=M_INIT)
-    # a variance estimated from N Gaussian samples has relative standard error sqrt(2/N); 5 sigma
-    np.testing.assert_allclose(second_moment, exact_discrete, rtol=5 * math.sqrt(2 / N_INIT))
-    # the grid value tends to e^{r t}: the gap at t = 1 is the O(1/M) Euler error, < r^2 e^r / M
-    continuum = forward_second_moment(1.0, activation=activation)
-    assert abs(exact_discrete[-1] - continuum) < np.log(continuum) ** 2 * continuum / M_INIT
-
-
-def test_relu_two_input_kernel_matches_arccosine_ode():
-    """Sigma_t(x, x') of the particles = Euler recursion of the arc-cosine ODE, and that recursion
-    converges to the adaptive diffrax ODE solution (error < 1e-6 by its tolerances) at rate 1/M."""
-    config = _init_config("relu")
+def test_arccosine_euler_recursion_converges_to_the_ode():
+    """The Euler recursion of the arc-cosine ODE (the exact M-step value that the ReLU particle
+    kernels are compared with in tests/test_limit_field_space.py) converges to the adaptive
+    diffrax ODE solution (error < 1e-6 by its tolerances) at rate 1/M."""
     x = sphere_inputs(2, 6, seed=5)
-    path = init_paths(config, x, seed=1)
-    particle_sigma = np.stack(
-        [
-            np.mean(path[:, :, 0] ** 2, 1),
-            np.mean(path[:, :, 1] ** 2, 1),
-            np.mean(path[:, :, 0] * path[:, :, 1], 1),
-        ],
-        axis=1,
-    )
     sigma0 = initial_sigma(x[0], x[1])
-    beta = config.model.beta_profile
-    discrete = euler_kernel(sigma0, M_INIT, activation="relu", beta=beta)
-    # standard error of a sample covariance: sqrt((s11 s22 + s12^2) / N); 5 sigma
-    se = np.sqrt((discrete[:, 0] * discrete[:, 1] + discrete[:, 2] ** 2) / N_INIT)
-    assert np.all(np.abs(particle_sigma[:, 2] - discrete[:, 2]) < 5 * se)
+    beta = load_config(None).model.beta_profile
     # the ODE reference: linear case against its closed form checks the solve itself to 1e-9
     linear = ode_kernel(sigma0, np.array([0.5, 1.0]), activation="linear", beta=beta)
     np.testing.assert_allclose(linear, np.outer(np.exp([0.5, 1.0]), sigma0), rtol=1e-9)
@@ -99,39 +55,6 @@ def test_relu_two_input_kernel_matches_arccosine_ode():
     fit = fit_loglog(steps, errors)
     # explicit Euler is first order: the slope is -1 up to the O(1/M^2) curvature of the error
     assert -1.1 < fit.slope < -0.9
-
-
-@pytest.mark.parametrize("activation", ["linear", "relu"])
-def test_decoupled_backward_variance_at_init(activation):
-    """Linear readout, decoupled: E[G_t^2] = E[V^2] (1 + r/M)^{M-m} -> E[V^2] e^{r (1-t)}.
-
-    G is the loss-gradient path chi * V ..., so the kernel is divided by chi^2 (chi = f^0 - y)."""
-    n, steps = 2**14, 16
-    config = load_config(
-        None,
-        [
-            *PLAIN,
-            f"model.activation={activation}",
-            "model.readout=linear",
-            "model.dim=4",
-            f"solver.particles={n}",
-            f"solver.depth_steps={steps}",
-            "solver.representation=field",
-            "training.steps=1",
-            "training.batch=1",
-            "data.eval_size=1",
-            "run.kernel_depths=[0.0, 0.25, 0.5, 0.75, 1.0]",
-        ],
-    )
-    x = sphere_inputs(1, 4, seed=2)
-    stream = stream_from(x[None], np.ones((1, 1, 1)), x, np.ones((1, 1)))
-    result = solve_limit(config, stream, key=jax.random.key(4))
-    chi = result.f_train[0, 0, 0] - 1.0
-    g2 = result.kernels["grad_train"][0, :, 0, 0] / chi**2
-    m = np.array(result.kernels["layers"])
-    exact_discrete = backward_second_moment(m / steps, depth=steps, activation=activation)
-    # relative standard errors sqrt(2/N) of E[V^2] and of the path variance; 6 sigma in total
-    np.testing.assert_allclose(g2, exact_discrete, rtol=6 * math.sqrt(2 / n))
 
 
 @pytest.mark.parametrize(
@@ -150,6 +73,7 @@ def test_first_step_decoupled_is_eta_e_minus_one(representation, particles, grou
     assert abs(target - first_step_change("decoupled", eta=1.0)) < math.e / steps
 
 
+@pytest.mark.slow
 def test_first_step_standard_backprop_tends_to_eta_e():
     """Weight space with the transposed forward matrices (networks that reuse their weights):
     f^1 = eta y (1 + 1/M)^{M-1} -> eta y e. The e/(e-1) gap to NFD does not shrink with depth."""
@@ -189,37 +113,6 @@ def _nonlinear_problem(particles, depth_steps, representation, *, steps=3, batch
     from nfd_sde import load_stream
 
     return config, load_stream(config)
-
-
-def _eval_outputs(config, stream, seeds):
-    return np.stack(
-        [solve_limit(config, stream, key=jax.random.key(s)).f_eval[..., 0] for s in seeds]
-    )
-
-
-def test_field_and_weight_space_agree_on_nonlinear_training():
-    """Both exact representations of the decoupled noise give the same law: seed means of the
-    eval outputs over 3 SGD steps agree within 4 combined standard errors, entry by entry."""
-    config_f, stream = _nonlinear_problem(1024, 8, "field")
-    config_w, _ = _nonlinear_problem(1024, 8, "weight")
-    field = _eval_outputs(config_f, stream, range(8))
-    weight = _eval_outputs(config_w, stream, range(100, 108))
-    se = np.sqrt(field.var(0, ddof=1) / len(field) + weight.var(0, ddof=1) / len(weight))
-    z = np.abs(field.mean(0) - weight.mean(0)) / se
-    assert z.max() < 4.0, z
-    # and training moved the outputs well beyond that error (the comparison is not vacuous)
-    assert np.abs(field.mean(0)[-1] - field.mean(0)[0]).max() > 10 * se.max()
-
-
-def test_drivers_agree():
-    """diffrax and the hand-written lax.scan run the same scheme on the same noise."""
-    config, stream = _nonlinear_problem(256, 4, "field")
-    a = solve_limit(config, stream, key=jax.random.key(0))
-    b = solve_limit(config.replace(solver={"driver": "scan"}), stream, key=jax.random.key(0))
-    np.testing.assert_allclose(a.f_eval, b.f_eval, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(
-        a.kernels["grad_train"], b.kernels["grad_train"], rtol=1e-4, atol=1e-6
-    )
 
 
 def test_conditional_factor_grows_the_cholesky_factor():
@@ -269,19 +162,58 @@ def test_representation_choice_and_memory_refusal():
 
 
 @pytest.mark.slow
-def test_convergence_rate_in_particles():
-    """Nonlinear, trained U and v, B = 2, K = 3: the eval-output error against a 2^16-particle
-    reference falls like N^{-1/2} (Monte Carlo). The 1/M rate in depth steps is tested in
-    test_limit_vs_finite.py on a problem whose depth bias dominates its Monte Carlo error."""
-    config, stream = _nonlinear_problem(2**16, 8, "field")
-    reference = _eval_outputs(config, stream, [999])[0]
-    sizes = [256, 1024, 4096]
-    errors = []
-    for n in sizes:
-        cfg = config.replace(solver={"particles": n})
-        out = _eval_outputs(cfg, stream, range(6))
-        errors.append(np.sqrt(np.mean((out - reference) ** 2)))
-    fit = fit_loglog(sizes, errors)
-    assert -0.65 < fit.slope < -0.35, (fit, errors)
+def test_convergence_rate_in_particles(linear_problem):
+    """The particle system's Monte Carlo error falls like N^{-1/2}, and at every N its mean is
+    the exact limit within that error.
 
-    print(f"particle rate: slope {fit.slope:.3f} +- {fit.slope_stderr:.3f}, errors {errors}")
+    An RMS distance to a reference mixes two things: the seed-to-seed fluctuation, exactly of
+    order N^{-1/2}, and the O(1/N) bias of particle-estimated kernels (the factor of a
+    particle kernel, the products of particle averages, are nonlinear in the particles), plus
+    the reference's own error. Their sum has no clean slope over a small range of N (a
+    2^16-particle reference and 6 seeds gave -0.61, near the edge of a (-0.65, -0.35) window).
+    Here the two are measured apart, against the exact M-step value (`linear_reference`):
+      * the fluctuation: the seed variance of every entry of each quantity (outputs' change,
+        eval and training feature kernels, gradient kernels), pooled over its entries relative
+        to its mean square, square-rooted, geometric mean over the four quantities, at
+        N = 2^9, 2^11, 2^13 with S = 128, 32, 64 seeds. Pooling over entries gives each point
+        many more degrees of freedom than S; window (-0.6, -0.4) (measured -0.49 +- 0.04);
+      * the bias: |mean delta| < 4 standard errors at every N (at N = 2^9 the error of the mean
+        is ~1%, so an O(1/N) bias that passes there is below ~0.3% at N = 2^13).
+    The N = 2^13 ensemble is the session's (tests/conftest.py); two more compile here."""
+    config, stream, reference, run_large = linear_problem
+    targets = _quantities_of(
+        {
+            "f_eval": reference.f_eval[None],
+            "feature_eval": reference.kernels["feature_eval"][None],
+            "feature_train": reference.kernels["feature_train"][None],
+            "grad_train": reference.kernels["grad_train"][None],
+        }
+    )
+    sizes, seed_counts = [2**9, 2**11, 2**13], [128, 32, 64]
+    fluctuations = []
+    for n, count in zip(sizes, seed_counts):
+        if n == config.solver.particles and count == len(run_large["f_eval"]):
+            run = run_large
+        else:
+            run = limit_ensemble(config.replace(solver={"particles": n}), stream, range(count))
+        spreads = []
+        for name, samples in _quantities_of(run).items():
+            target = targets[name][0]
+            delta, se = relative_shift(samples, target)
+            assert abs(delta) < 4 * se, (n, name, delta, se)
+            # pooled over entries: mean seed variance relative to the mean squared target
+            variance = np.mean(np.var(samples, axis=0, ddof=1)) / np.mean(target**2)
+            spreads.append(math.sqrt(variance))
+        fluctuations.append(float(np.exp(np.mean(np.log(spreads)))))
+    fit = fit_loglog(sizes, fluctuations)
+    print(f"particle rate: slope {fit.slope:.3f} +- {fit.slope_stderr:.3f}, {fluctuations}")
+    assert -0.6 < fit.slope < -0.4, (fit, fluctuations)
+
+
+def _quantities_of(run):
+    return {
+        "f_eval - f_eval[0]": run["f_eval"][:, 1:] - run["f_eval"][:, :1],
+        "feature_eval": run["feature_eval"],
+        "feature_train": run["feature_train"],
+        "grad_train": run["grad_train"],
+    }

@@ -26,7 +26,7 @@ from nfd_sde.experiments import (
     transfer_sweep,
 )
 from nfd_sde.experiments._arguments import learning_rates_type, numbers_type, sizes_type
-from nfd_sde.finite import LossCurves, train_finite, train_losses
+from nfd_sde.finite import LossCurves, train_finite, train_losses, train_losses_ensemble
 from nfd_sde.validation import first_layer_change_exponent, forward_second_moment
 
 Z = 4.0  # a false failure has probability ~6e-5 per check
@@ -156,6 +156,12 @@ def test_train_losses_matches_train_finite():
     curves = train_losses(config, stream, key=jax.random.key(3))
     np.testing.assert_allclose(curves.loss_train, reference.loss_train, rtol=1e-5)
     np.testing.assert_allclose(curves.loss_eval, reference.loss_eval, rtol=1e-5)
+    keys = jax.random.split(jax.random.key(4), 3)
+    ensemble = train_losses_ensemble(config, stream, keys=keys)
+    for i in (0, 2):  # the vmapped members are the per-key runs (float32 round-off)
+        single = train_losses(config, stream, key=keys[i])
+        np.testing.assert_allclose(ensemble.loss_train[i], single.loss_train, rtol=1e-5)
+        np.testing.assert_allclose(ensemble.loss_eval[i], single.loss_eval, rtol=1e-5)
 
 
 def test_feature_norms_pre_matches_closed_form_and_post_is_measured():

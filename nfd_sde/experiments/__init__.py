@@ -13,20 +13,23 @@ from ._collapse_limit import (
     plot_collapse_limit as plot_collapse_limit,
 )
 from ._commands import Command as Command
-from ._compare import (
+from ._compare import check_grid as check_grid, run_compare as run_compare
+from ._compare_command import COMPARE, REPORT
+from ._compare_plots import FIGURES as FIGURES, plot_compare as plot_compare
+from ._compare_store import (
     COMPARE_FILE as COMPARE_FILE,
-    check_grid as check_grid,
     read_compare as read_compare,
-    run_compare as run_compare,
+    read_compare_runs as read_compare_runs,
     write_compare as write_compare,
 )
-from ._compare_command import COMPARE, REPORT
-from ._compare_plots import (
-    FIGURES as FIGURES,
-    plot_compare as plot_compare,
-    plot_kernels_along_depth as plot_kernels_along_depth,
-)
 from ._demo import DEMO
+from ._depth_reference import (
+    DEPTH_REFERENCES as DEPTH_REFERENCES,
+    AbstractDepthReference as AbstractDepthReference,
+    DeepestDepth as DeepestDepth,
+    SuccessiveDepths as SuccessiveDepths,
+)
+from ._kernel_plots import plot_kernels_along_depth as plot_kernels_along_depth
 from ._norms import feature_norms as feature_norms
 from ._plots import (
     new_figure as new_figure,
@@ -43,6 +46,7 @@ from ._records import (
 )
 from ._report import (
     describe_fit as describe_fit,
+    rate_lines as rate_lines,
     render_report as render_report,
     write_report as write_report,
 )

@@ -1,7 +1,8 @@
 """`compare` and `report`: finite networks over a width x depth grid against the NFD limit.
 
-nfd-sde compare [CONFIG.toml] --widths 64,128 --depths 4,8 --seeds S --particles N
-    --depth-steps M --out DIR
+nfd-sde compare [CONFIG.toml] --widths 8,16,32 --depths 2,4,8 --particles N --out DIR
+    [--seeds S | --max-seeds S] [--limit-seeds R] [--depth-steps M] [--no-common-noise]
+    [--no-antithetic] [--depth-reference successive|deepest] [--overwrite]
 nfd-sde report DIR
 """
 
@@ -11,9 +12,11 @@ from pathlib import Path
 from ..model import load_config, load_stream
 from ._arguments import add_run_arguments, count_type, refuse_existing, sizes_type
 from ._commands import Command
-from ._compare import COMPARE_FILE, run_compare, write_compare
-from ._compare_plots import plot_compare
-from ._report import REPORT_FILE, describe_fit, write_report
+from ._compare import MAX_SEEDS, run_compare
+from ._compare_plots import FIGURES, plot_compare
+from ._compare_store import COMPARE_FILE, write_compare
+from ._depth_reference import DEPTH_REFERENCES
+from ._report import REPORT_FILE, rate_lines, write_report
 
 
 def _add_compare(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +28,17 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
         "--depths", type=sizes_type, required=True, metavar="L1,L2,...", help="depths L"
     )
     parser.add_argument(
-        "--seeds", type=count_type, default=3, metavar="S", help="seeds per (n, L) (default 3)"
+        "--seeds",
+        type=count_type,
+        metavar="S",
+        help="seeds per width (default: adaptive, until every decoupled bias is resolved)",
+    )
+    parser.add_argument(
+        "--max-seeds",
+        type=count_type,
+        default=MAX_SEEDS,
+        metavar="S",
+        help=f"most seeds per width of the adaptive rule (default {MAX_SEEDS})",
     )
     parser.add_argument(
         "--particles",
@@ -34,17 +47,37 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
         help="limit particles (default: solver.particles)",
     )
     parser.add_argument(
+        "--limit-seeds",
+        type=count_type,
+        default=4,
+        metavar="R",
+        help="limit solves (antithetic pairs) per depth; their spread is the reference's MC "
+        "error (default 4)",
+    )
+    parser.add_argument(
         "--depth-steps",
         type=count_type,
         metavar="M",
-        help="limit depth steps (default: solver.depth_steps)",
+        help="one limit on M depth steps for every depth (default: one limit per depth, M = L)",
     )
     parser.add_argument(
-        "--limit-seeds",
-        type=count_type,
-        default=2,
-        metavar="S",
-        help="limit solves averaged into the reference; their spread is its MC error (default 2)",
+        "--no-common-noise",
+        dest="common_noise",
+        action="store_false",
+        help="draw each depth's initial weights (and each limit's noise) independently",
+    )
+    parser.add_argument(
+        "--no-antithetic",
+        dest="antithetic",
+        action="store_false",
+        help="train single networks instead of antithetic pairs (v, -v)",
+    )
+    parser.add_argument(
+        "--depth-reference",
+        choices=tuple(DEPTH_REFERENCES),
+        default="successive",
+        help="what the depth error of L is measured against: the next depth of the grid "
+        "(default) or the largest",
     )
 
 
@@ -58,21 +91,28 @@ def _compare(args: argparse.Namespace) -> None:
         widths=args.widths,
         depths=args.depths,
         seeds=args.seeds,
+        max_seeds=args.max_seeds,
         particles=args.particles or config.solver.particles,
-        depth_steps=args.depth_steps or config.solver.depth_steps,
         limit_seeds=args.limit_seeds,
+        depth_steps=args.depth_steps,
+        common_noise=args.common_noise,
+        antithetic=args.antithetic,
+        depth_reference=args.depth_reference,
         progress=True,
+        out_dir=args.out,
+        overwrite=args.overwrite,
     )
     path = write_compare(data, args.out)
     (args.out / REPORT_FILE).unlink(missing_ok=True)  # a report of an earlier run
-    figures = plot_compare(data, args.out)
-    for name, symbol in (("error_decoupled", "n"), ("error_decoupled", "L"), ("gap", "n")):
-        fit = data["fits"][name]["vs_width" if symbol == "n" else "vs_depth"]
-        quantity = "decoupled error" if name == "error_decoupled" else "standard-decoupled gap"
-        print(describe_fit(fit, quantity=quantity, symbol=symbol))
-    fit = data["fits"]["gap"]["vs_depth"]
-    print(describe_fit(fit, quantity="standard-decoupled gap", symbol="L"))
-    print(f"wrote {path} and {len(figures)} figures; `nfd-sde report {args.out}` writes the report")
+    plot_compare(data, args.out)
+    print(rate_lines(data).strip())
+    for note in data["summary"]["notes"]:
+        print(f"note: {note}")
+    reused = data["meta"]["pieces_reused"]
+    print(
+        f"wrote {path} and {len(FIGURES)} figures" + (f" ({reused} runs reused)" if reused else "")
+    )
+    print(f"`nfd-sde report {args.out}` writes the report")
 
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
@@ -86,9 +126,10 @@ def _report(args: argparse.Namespace) -> None:
 COMPARE = Command(
     name="compare",
     help="finite networks over a width x depth grid against the NFD limit",
-    description="Solve the NFD limit and train finite networks over a grid of widths and "
-    "depths, several seeds, both backward modes, on the same data; write DIR/compare.json "
-    "(every number, the rate fits, the config) and the figures.",
+    description="Solve the NFD limit for every depth and train seed ensembles of finite networks "
+    "over a grid of widths and depths, both backward modes, on the same data; write "
+    "DIR/compare.json (bias, fluctuation, depth error, the gap, their rate fits, the config), "
+    "the figures, and every finished run under DIR/runs/ (a killed compare resumes).",
     add_arguments=_add_compare,
     main=_compare,
 )

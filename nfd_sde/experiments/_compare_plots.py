@@ -1,18 +1,16 @@
 """Figures of a finite-vs-limit comparison (`run_compare`'s data, in memory or read from JSON).
 
-`plot_compare(data, directory)` writes every figure in `FIGURES`:
+`plot_compare(data, directory)` writes every figure in `FIGURES`; every point carries its
+standard error, an unresolved distance is drawn as a downward triangle at its 95% upper bound:
 
-* `errors.png`: relative error to the limit vs width n (largest L) and vs depth L (largest n),
-  both backward modes, seed standard errors as bars, fitted power laws, the limit's own Monte
-  Carlo error as a floor;
-* `losses.png`: train and eval loss curves of the finite networks over the limit's;
-* `kernels.png`: feature and gradient kernels along depth, finite vs limit, and their relative
-  errors per depth;
-* `gap.png`: the paired standard-decoupled gap vs n (one line per L) and vs L (one per n);
-* `scaling.png`: final eval loss vs n and vs L, with the NFD loss as the horizontal asymptote.
-
-`plot_kernels_along_depth(limit, finite, path)` draws the kernels of single `Result`s (notebooks).
-Figures use the Agg canvas and 150 dpi, as in `_plots`.
+* `bias.png`: the ensemble mean's distance to the limit at M = L (bias) and one network's spread
+  (fluctuation) vs width n, one colour per depth, fitted slopes and the expected n^-1, n^-1/2;
+* `depth.png`: the depth error vs L for each width, and the limit's own (n = infinity), with
+  fits and the expected L^-1;
+* `gap.png`: the standard-decoupled gap vs L for each width and extrapolated to n -> infinity,
+  and vs 1/n for each depth with the extrapolation;
+* `losses.png`, `scaling.png`: loss curves, and the final eval loss vs n and L over the NFD's;
+* `kernels.png` (`_kernel_plots`): kernels along depth and their distance to the limit's.
 """
 
 from collections.abc import Mapping
@@ -23,23 +21,21 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..model import Result
+from ._compare_fits import expected_line
+from ._kernel_plots import plot_compare_kernels
 from ._plots import LIMIT_STYLE, _integer_ticks, _log_if_positive, new_figure, palette, save_figure
 
 FIGURES = {
-    "errors": "errors.png",
-    "losses": "losses.png",
-    "kernels": "kernels.png",
+    "bias": "bias.png",
+    "depth": "depth.png",
     "gap": "gap.png",
+    "losses": "losses.png",
     "scaling": "scaling.png",
+    "kernels": "kernels.png",
 }
 MODE_STYLE = {
-    "decoupled": dict(color="tab:blue", marker="o", linestyle="-"),
-    "standard": dict(color="tab:red", marker="^", linestyle="--"),
-}
-KERNEL_TITLES = {
-    "feature_eval": "feature kernel <phi(h_t), phi(h_t)> on eval inputs, after training",
-    "grad_train": "gradient kernel <g_t, g_t> on the last minibatch",
+    "decoupled": dict(marker="o", linestyle="-"),
+    "standard": dict(marker="^", linestyle="--"),
 }
 
 
@@ -48,11 +44,12 @@ def plot_compare(data: Mapping[str, Any], directory: str | Path) -> dict[str, Pa
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     draw = {
-        "errors": plot_errors,
-        "losses": plot_compare_losses,
-        "kernels": plot_compare_kernels,
+        "bias": plot_bias,
+        "depth": plot_depth_error,
         "gap": plot_gap,
+        "losses": plot_compare_losses,
         "scaling": plot_scaling,
+        "kernels": plot_compare_kernels,
     }
     paths = {}
     for name, filename in FIGURES.items():
@@ -61,249 +58,206 @@ def plot_compare(data: Mapping[str, Any], directory: str | Path) -> dict[str, Pa
     return paths
 
 
-def plot_errors(data: Mapping[str, Any], path: str | Path) -> Figure:
-    """Relative L2 error of the eval predictions to the limit, with fitted rates."""
-    figure = new_figure(1, 2, height=4.4)
-    grid = data["grid"]
-    floor = data["limit"]["mc_error"]["f_eval_mean"]
-    for ax, axis in zip(figure.axes, ("width", "depth")):
-        plotted = []
+def plot_bias(data: Mapping[str, Any], path: str | Path) -> Figure:
+    """Bias and fluctuation vs width, per depth and mode."""
+    figure = new_figure(1, 2, height=4.6)
+    grid, summary, fits = data["grid"], data["summary"], data["fits"]
+    colours = palette(len(grid["depths"]))
+    for ax, name in zip(figure.axes, ("bias", "fluctuation")):
         for mode in grid["modes"]:
-            table = data["summary"][mode]["error"]
-            sizes, mean, se = _slice(grid, table, axis)
-            plotted.extend(mean)
-            fit = data["fits"][f"error_{mode}"][f"vs_{axis}"]
-            _errorbar(ax, sizes, mean, se, label=f"{mode}{_fit_label(fit)}", **MODE_STYLE[mode])
-            _fit_line(ax, fit, color=MODE_STYLE[mode]["color"])
-        if floor is not None:
-            ax.axhline(floor, color="grey", linestyle=":", label="limit's own MC error")
-        if axis == "depth":
-            ax.axvline(grid["depth_steps"], color="black", alpha=0.3, label="L = M (solver)")
-        ax.set(
-            title=f"Distance to the NFD limit vs {_axis_name(axis)} ({_held(grid, axis)})",
-            xlabel=_axis_name(axis),
-            ylabel="||f - f_limit|| / ||f_limit||  (eval, all steps)",
-        )
-        _loglog(ax, grid[f"{axis}s"], plotted)
+            for j, (depth, colour) in enumerate(zip(grid["depths"], colours)):
+                cells = [row[j] for row in summary[name][mode]]
+                fit = fits[f"{name}_{mode}"][j]
+                label = f"{mode} L = {depth}{_fit_label(fit)}"
+                _points(ax, grid["widths"], cells, color=colour, label=label, **MODE_STYLE[mode])
+                if mode == "decoupled":
+                    _fit_line(ax, fit, color=colour)
+        _expected(ax, fits[f"{name}_decoupled"][-1], "n")
+        what = "|E f - f_limit(M = L)|" if name == "bias" else "sqrt(tr Var f), one network"
+        ax.set(title=f"{name.capitalize()} vs width", xlabel="width n", ylabel=_ylabel(data, what))
+        _loglog(ax, grid["widths"])
+    return save_figure(figure, path)
+
+
+def plot_depth_error(data: Mapping[str, Any], path: str | Path) -> Figure:
+    """Depth error vs L: every width per mode, and the limit's own."""
+    figure = new_figure(1, 2, height=4.6)
+    grid, summary, fits = data["grid"], data["summary"], data["fits"]
+    reference = summary["depth_reference"]["description"]
+    for ax, mode in zip(figure.axes, grid["modes"]):
+        for i, (width, colour) in enumerate(zip(grid["widths"], palette(len(grid["widths"])))):
+            fit = fits[f"depth_{mode}"][i]
+            label = f"n = {width}{_fit_label(fit)}"
+            _points(ax, grid["depths"], summary["depth"][mode][i], color=colour, label=label)
+            _fit_line(ax, fit, color=colour)
+        if summary.get("depth_limit") is not None:
+            fit = fits["depth_limit"]
+            label = f"NFD limit, M = L{_fit_label(fit)}"
+            _points(ax, grid["depths"], summary["depth_limit"], label=label, **LIMIT_STYLE)
+        _expected(ax, fits[f"depth_{mode}"][-1], "L")
+        ax.set(title=f"{mode}: depth error vs depth", xlabel=f"depth L ({reference})",
+               ylabel=_ylabel(data, "|E f(L) - f_ref(L)|"))  # fmt: skip
+        _loglog(ax, grid["depths"])
     return save_figure(figure, path)
 
 
 def plot_gap(data: Mapping[str, Any], path: str | Path) -> Figure:
-    """The paired gap ||f_standard - f_decoupled|| / ||f_limit|| vs n and vs L."""
-    figure = new_figure(1, 2, height=4.4)
-    grid = data["grid"]
-    gap = data["summary"]["gap"]
-    mean, se = _array(gap["mean"]), _array(gap["stderr"])
-    for ax, axis in zip(figure.axes, ("width", "depth")):
-        other = "depth" if axis == "width" else "width"
-        for j, (value, colour) in enumerate(
-            zip(grid[f"{other}s"], palette(len(grid[f"{other}s"])))
-        ):
-            m = mean[:, j] if axis == "width" else mean[j, :]
-            s = se[:, j] if axis == "width" else se[j, :]
-            label = f"{_symbol(other)} = {value}"
-            if j == len(grid[f"{other}s"]) - 1:
-                fit = data["fits"]["gap"][f"vs_{axis}"]
-                label += _fit_label(fit)
-                _fit_line(ax, fit, color=colour)
-            _errorbar(ax, grid[f"{axis}s"], m, s, color=colour, marker="s", label=label)
-        ax.set(
-            title=f"Standard vs decoupled backward, same weights, vs {_axis_name(axis)}",
-            xlabel=_axis_name(axis),
-            ylabel="||f_standard - f_decoupled|| / ||f_limit||",
+    """The gap |E(f_standard - f_decoupled)| vs L per width and at n = infinity; vs 1/n."""
+    figure = new_figure(1, 2, height=4.6)
+    grid, summary = data["grid"], data["summary"]
+    left, right = figure.axes
+    if "gap" not in summary:
+        return save_figure(figure, path)
+    for i, (width, colour) in enumerate(zip(grid["widths"], palette(len(grid["widths"])))):
+        _points(left, grid["depths"], summary["gap"][i], color=colour, label=f"n = {width}")
+    infinite = summary["gap_infinite_width"]
+    _points(left, grid["depths"], infinite, label="n -> infinity (linear in 1/n)", **LIMIT_STYLE)
+    left.set(
+        title="Standard vs decoupled backward, paired seeds",
+        xlabel="depth L",
+        ylabel=_ylabel(data, "|E (f_standard - f_decoupled)|"),
+    )
+    _loglog(left, grid["depths"], log_y=False)
+    inverse = 1.0 / np.asarray(grid["widths"], dtype=float)
+    for j, (depth, colour) in enumerate(zip(grid["depths"], palette(len(grid["depths"])))):
+        _points(
+            right, inverse, [row[j] for row in summary["gap"]], color=colour, label=f"L = {depth}"
         )
-        _loglog(ax, grid[f"{axis}s"], mean)
-    return save_figure(figure, path)
-
-
-def plot_scaling(data: Mapping[str, Any], path: str | Path) -> Figure:
-    """Final eval loss vs n (largest L) and vs L (largest n); the NFD loss as the asymptote."""
-    figure = new_figure(1, 2, height=4.4)
-    grid, limit = data["grid"], data["limit"]
-    nfd = float(_array(limit["loss_eval"])[-1])
-    band = limit["mc_error"]["loss_eval_final_stderr"]
-    for ax, axis in zip(figure.axes, ("width", "depth")):
-        for mode in grid["modes"]:
-            sizes, mean, se = _slice(grid, data["summary"][mode]["loss_eval_final"], axis)
-            _errorbar(ax, sizes, mean, se, label=mode, **MODE_STYLE[mode])
-        ax.axhline(nfd, color="black", linewidth=2.0, label="NFD limit")
-        if band is not None:
-            ax.axhspan(nfd - 2 * band, nfd + 2 * band, color="black", alpha=0.1)
-        ax.set(
-            title=f"Final eval loss vs {_axis_name(axis)} ({_held(grid, axis)})",
-            xlabel=_axis_name(axis),
-            ylabel="eval loss after the last step",
-        )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(grid[f"{axis}s"], [str(v) for v in grid[f"{axis}s"]])
-        _finish(ax)
+        cell = infinite[j]
+        if cell is not None:
+            value, se = _value(cell), _float(cell.get("stderr"))
+            right.errorbar([0.0], [value], yerr=[np.nan_to_num(se)], color=colour, marker="*",
+                           markersize=10, capsize=3)  # fmt: skip
+            right.plot(
+                [0.0, inverse.max()], [value, _value(summary["gap"][0][j])], ":", color=colour
+            )
+    right.set(title="Gap vs 1/n; stars: extrapolated to n -> infinity", xlabel="1 / n",
+              ylabel=_ylabel(data, "gap"))  # fmt: skip
+    right.set_xlim(left=-0.05 * inverse.max())
+    _finish(right)
     return save_figure(figure, path)
 
 
 def plot_compare_losses(data: Mapping[str, Any], path: str | Path) -> Figure:
-    """Train and eval loss curves: seed means at the largest L over the limit's curves."""
+    """Train and eval loss curves at the largest L (ensemble means) over the limit's."""
     figure = new_figure(1, 2, height=4.4)
-    grid, limit = data["grid"], data["limit"]
-    depth = grid["depths"][-1]
+    grid, summary = data["grid"], data["summary"]
+    limit = summary["limit_losses"][str(grid["limit_depth_steps"][-1])]
     for ax, name in zip(figure.axes, ("loss_train", "loss_eval")):
-        limit_curve = _array(limit[name])
-        ax.plot(np.arange(len(limit_curve)), limit_curve, label="NFD limit", **LIMIT_STYLE)
+        curve = _array(limit[name]["mean"])
+        ax.plot(np.arange(len(curve)), curve, label="NFD limit", **LIMIT_STYLE)
         for i, (width, colour) in enumerate(zip(grid["widths"], palette(len(grid["widths"])))):
             for mode in grid["modes"]:
-                curve = _array(data["summary"][mode][name]["mean"])[i, -1]
-                style = MODE_STYLE[mode]
-                ax.plot(
-                    np.arange(len(curve)),
-                    curve,
-                    color=colour,
-                    linestyle=style["linestyle"],
-                    marker=style["marker"],
-                    markersize=3,
-                    label=f"{mode} n={width}",
-                )
+                table = summary["losses"][mode][name]
+                mean, se = _array(table["mean"])[i, -1], _array(table["stderr"])[i, -1]
+                ax.errorbar(np.arange(len(mean)), mean, yerr=np.nan_to_num(se), color=colour,
+                            markersize=3, capsize=2, label=f"{mode} n={width}",
+                            **MODE_STYLE[mode])  # fmt: skip
         what = "minibatch of step k, before its update" if name == "loss_train" else "after k steps"
-        ax.set(
-            title=f"{'Train' if name == 'loss_train' else 'Eval'} loss ({what}), L = {depth}",
-            xlabel="SGD step k",
-            ylabel="mean loss (seed mean)",
-        )
+        ax.set(title=f"{name} ({what}), L = {grid['depths'][-1]}", xlabel="SGD step k",
+               ylabel="mean loss (ensemble mean)")  # fmt: skip
         _log_if_positive(ax)
         _integer_ticks(ax)
         _finish(ax)
     return save_figure(figure, path)
 
 
-def plot_compare_kernels(data: Mapping[str, Any], path: str | Path) -> Figure:
-    """Top: kernels along depth t, finite (largest L, seed means) vs limit. Bottom: relative
-    Frobenius error per depth over all steps and input pairs."""
-    figure = new_figure(2, 2, height=8.8)
-    grid, limit = data["grid"], data["limit"]
-    depth = grid["depths"][-1]
-    colours = dict(zip(grid["widths"], palette(len(grid["widths"]))))
-    mc = limit["mc_error"]["kernels_single"]
-    for column, name in enumerate(KERNEL_TITLES):
-        top, bottom = figure.axes[column], figure.axes[2 + column]
-        _kernel_profiles(top, name, limit["kernel_t"], _array(limit["kernels"][name]), None)
-        for width in grid["widths"]:
-            for mode in grid["modes"]:
-                runs = [
-                    r
-                    for r in data["runs"]
-                    if (r["width"], r["depth"], r["mode"]) == (width, depth, mode)
-                ]
-                style = dict(color=colours[width], linestyle=MODE_STYLE[mode]["linestyle"])
-                marker = MODE_STYLE[mode]["marker"]
-                t = runs[0]["kernel_t"]
-                profile = np.mean([_profile(name, _array(r["kernels"][name])) for r in runs], 0)
-                top.plot(t, profile, marker=marker, label=f"{mode} n={width}", **style)
-                errors = np.mean([_array(r["kernel_error"][name]) for r in runs], axis=0)
-                bottom.plot(t, errors, marker=marker, label=f"{mode} n={width}", **style)
-        if mc[name] is not None:
-            floor = _array(mc[name]) / np.sqrt(grid["limit_seeds"])
-            bottom.plot(limit["kernel_t"], floor, ":", color="grey", label="limit's own MC error")
-        top.set(title=KERNEL_TITLES[name], xlabel="depth time t", ylabel="mean diagonal")
-        bottom.set(
-            title=f"relative Frobenius error of {name} per depth (L = {depth})",
-            xlabel="depth time t",
-            ylabel="||K - K_limit|| / ||K_limit||",
-        )
-        bottom.set_yscale("log")
-        for ax in (top, bottom):
-            _finish(ax)
-    return save_figure(figure, path)
-
-
-def plot_kernels_along_depth(
-    limit: Result, finite: Mapping[str, Result], path: str | Path
-) -> Figure:
-    """Feature kernel after training and gradient kernel of the last step along depth t: the
-    limit (black; grey dotted: before training) against finite networks."""
+def plot_scaling(data: Mapping[str, Any], path: str | Path) -> Figure:
+    """Final eval loss vs n (largest L) and vs L (largest n); the NFD loss as the asymptote."""
     figure = new_figure(1, 2, height=4.4)
-    limit_t = _result_times(limit)
-    for ax, name in zip(figure.axes, KERNEL_TITLES):
-        before = _array(limit.kernels[name])[:1] if name == "feature_eval" else None
-        _kernel_profiles(ax, name, limit_t, _array(limit.kernels[name]), before)
-        for (label, result), colour in zip(finite.items(), palette(len(finite))):
-            profile = _profile(name, _array(result.kernels[name]))
-            ax.plot(_result_times(result), profile, "o-", color=colour, label=label)
-        ax.set(title=KERNEL_TITLES[name], xlabel="depth time t", ylabel="mean diagonal")
-        _finish(ax)
+    grid, summary = data["grid"], data["summary"]
+    limits = summary["limit_losses"]
+    for ax, axis in zip(figure.axes, ("width", "depth")):
+        for mode in grid["modes"]:
+            table = summary["losses"][mode]["loss_eval"]
+            mean, se = _array(table["mean"])[..., -1], _array(table["stderr"])[..., -1]
+            mean, se = (mean[:, -1], se[:, -1]) if axis == "width" else (mean[-1], se[-1])
+            ax.errorbar(grid[f"{axis}s"], mean, yerr=np.nan_to_num(se), capsize=3, label=mode,
+                        **MODE_STYLE[mode])  # fmt: skip
+        nfd = [limits[str(m)]["loss_eval"] for m in grid["limit_depth_steps"]]
+        values = np.array([_array(n["mean"])[-1] for n in nfd])
+        errors = np.array([_float(_array(n["stderr"])[-1]) if n["stderr"] is not None else 0.0
+                           for n in nfd])  # fmt: skip
+        if axis == "width":
+            ax.axhline(values[-1], label="NFD limit", **LIMIT_STYLE)
+            ax.axhspan(
+                values[-1] - 2 * errors[-1], values[-1] + 2 * errors[-1], color="k", alpha=0.1
+            )
+        else:
+            ax.errorbar(grid["depths"], values, yerr=np.nan_to_num(errors), label="NFD limit, M = L",
+                        capsize=3, **LIMIT_STYLE)  # fmt: skip
+        held = f"L = {grid['depths'][-1]}" if axis == "width" else f"n = {grid['widths'][-1]}"
+        ax.set(title=f"Final eval loss vs {axis} ({held})", xlabel=axis, ylabel="eval loss")
+        _loglog(ax, grid[f"{axis}s"], log_y=False)
     return save_figure(figure, path)
 
 
-def _kernel_profiles(ax: Axes, name, t, kernels, before) -> None:
-    ax.plot(t, _profile(name, kernels), label="NFD limit", **LIMIT_STYLE)
-    if before is not None:
-        ax.plot(t, _profile(name, before), ":", color="grey", label="NFD limit, before training")
+def _points(ax: Axes, sizes, cells, *, label: str, **style) -> None:
+    """Resolved cells as points with error bars; unresolved ones as triangles at their bound."""
+    sizes = np.asarray(sizes, dtype=float)
+    values = np.array([_value(c) for c in cells])
+    errors = np.array([_float(c.get("stderr")) if c else np.nan for c in cells])
+    resolved = np.array(
+        [bool(c) and c.get("resolved", True) and v > 0 for c, v in zip(cells, values)]
+    )
+    style = {"capsize": 3, **style}
+    ax.errorbar(np.where(resolved, sizes, np.nan), np.where(resolved, values, np.nan),
+                yerr=np.nan_to_num(errors), label=label, **style)  # fmt: skip
+    bounds = [(s, _float(c.get("high"))) for s, c, r in zip(sizes, cells, resolved) if c and not r]
+    if bounds:
+        colour = style.get("color", "black")
+        ax.plot(*zip(*bounds), linestyle="none", marker="v", color=colour, alpha=0.6)
 
 
-def _profile(name: str, kernels: np.ndarray) -> np.ndarray:
-    """Mean diagonal of the last recorded step's kernel, one value per depth: (D,)."""
-    return np.mean(np.diagonal(kernels[-1], axis1=-2, axis2=-1), axis=-1)
+def _value(cell) -> float:
+    if not cell:
+        return np.nan
+    return _float(cell.get("debiased", cell.get("value")))
 
 
-def _result_times(result: Result) -> list[float]:
-    kernels, producer = result.kernels, result.producer
-    if "layers" in kernels and "depth" in producer:
-        return [layer / producer["depth"] for layer in kernels["layers"]]
-    if "layers" in kernels and "depth_steps" in producer:
-        return [point / producer["depth_steps"] for point in kernels["layers"]]
-    return list(kernels["t"])
-
-
-def _slice(grid, table, axis):
-    """Sizes, means and standard errors along `axis` at the largest size of the other axis."""
-    mean, se = _array(table["mean"]), _array(table["stderr"])
-    if axis == "width":
-        return grid["widths"], mean[:, -1], se[:, -1]
-    return grid["depths"], mean[-1, :], se[-1, :]
-
-
-def _errorbar(ax: Axes, sizes, mean, se, **style) -> None:
-    se = np.where(np.isfinite(se), se, 0.0)
-    ax.errorbar(sizes, mean, yerr=se, capsize=3, **style)
+def _float(value) -> float:
+    return np.nan if value is None else float(value)
 
 
 def _fit_line(ax: Axes, fit, *, color) -> None:
-    if fit is None:
+    if fit is None or fit.get("slope") is None:
         return
     x = np.geomspace(min(fit["sizes"]), max(fit["sizes"]), 50)
     ax.plot(x, fit["prefactor"] * x ** fit["slope"], color=color, alpha=0.5, linewidth=1.0)
 
 
+def _expected(ax: Axes, fit, symbol: str) -> None:
+    line = expected_line(fit)
+    if line is not None:
+        ax.plot(*line, color="grey", linestyle=":", label=f"expected {symbol}^{fit['expected']:g}")
+
+
 def _fit_label(fit) -> str:
-    if fit is None:
+    if not fit or fit.get("slope") is None:
         return ""
-    if fit["stderr"] is None:
-        return f": slope {fit['slope']:.2f}"
     return f": slope {fit['slope']:.2f} ± {fit['stderr']:.2f}"
 
 
-def _axis_name(axis: str) -> str:
-    return "width n" if axis == "width" else "depth L"
+def _ylabel(data, what: str) -> str:
+    return what if data["scale"]["kind"] == "absolute" else f"{what} / |f_limit|"
 
 
-def _symbol(axis: str) -> str:
-    return "n" if axis == "width" else "L"
-
-
-def _held(grid, axis: str) -> str:
-    return f"L = {grid['depths'][-1]}" if axis == "width" else f"n = {grid['widths'][-1]}"
-
-
-def _loglog(ax: Axes, sizes, values) -> None:
-    """Log x (ticks at the sizes); log y when every plotted value is positive."""
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [str(v) for v in sizes])
-    values = np.asarray(values, dtype=float)
-    if values.size and np.all(np.isfinite(values)) and np.all(values > 0):
-        ax.set_yscale("log")
+def _loglog(ax: Axes, sizes, *, log_y: bool = True) -> None:
+    """Log x (ticks at the sizes) and log y, where something finite (and positive) is drawn."""
+    values = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    values = np.concatenate(values) if values else np.zeros(0)
+    if np.any(np.isfinite(values)):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(v) for v in sizes])
+    if log_y and np.any(np.isfinite(values) & (values > 0)):
+        ax.set_yscale("log", nonpositive="mask")
     _finish(ax)
 
 
 def _finish(ax: Axes) -> None:
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small")
 
 
 def _array(values) -> np.ndarray:

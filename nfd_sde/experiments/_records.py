@@ -1,15 +1,19 @@
-"""The one writer of every JSON output, and its readers.
+"""The one writer of every JSON and NPZ output, and its readers.
 
-Every record goes through `write_json`: plain JSON (arrays as lists, NaN and infinities as null),
-written to a temporary file in the same directory and moved into place with `os.replace`, so a
-run killed mid-write leaves the old file or none, never half of one.
+Every record goes through `write_json` (plain JSON: arrays as lists, NaN and infinities as null)
+or `write_npz` (named arrays): written to a temporary file in the same directory and moved into
+place with `os.replace`, so a run killed mid-write leaves the old file or none, never half of one.
 """
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..model import Result, json_ready
 
@@ -21,13 +25,29 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(json_ready(data), allow_nan=False))
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then move it into place."""
+def write_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write named arrays to `path` as an uncompressed .npz, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    return write_text(path, buffer.getvalue())
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The arrays of an .npz file, or None if it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def write_text(path: str | Path, text: str | bytes) -> Path:
+    """Write `text` (or bytes) to a temporary file beside `path`, then move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as fh:
+        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

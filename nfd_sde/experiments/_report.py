@@ -1,19 +1,20 @@
 """A Markdown report of a finite-vs-limit comparison: `write_report(DIR)` reads DIR/compare.json
-and writes DIR/report.md, which embeds the figures (drawn from the JSON if missing) and states
-the fitted rates, the standard-decoupled gap and the limit's Monte Carlo error in words.
+and writes DIR/report.md, which embeds the figures (drawn from the JSON if missing) and states in
+words the rates (bias, fluctuation, depth error), the gap at infinite width, what was not
+resolved and the budget that would resolve it, and the limit's Monte Carlo error.
 """
 
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ._compare import read_compare
 from ._compare_plots import FIGURES, plot_compare
+from ._compare_store import read_compare
 from ._records import write_text
+from ._report_format import join, num, pct, pm, table
 
 REPORT_FILE = "report.md"
+_SYMBOLS = {"width": "n", "depth": "L"}
 
 
 def write_report(directory: str | Path) -> Path:
@@ -22,37 +23,34 @@ def write_report(directory: str | Path) -> Path:
     data = read_compare(out)
     if not all((out / name).is_file() for name in FIGURES.values()):
         plot_compare(data, out)
-    path = out / REPORT_FILE
-    return write_text(path, render_report(data))
+    return write_text(out / REPORT_FILE, render_report(data))
 
 
 def render_report(data: dict[str, Any]) -> str:
     """The report's Markdown text (figures referenced by their file names)."""
     grid = data["grid"]
-    sections = [
-        _setup(data),
-        _monte_carlo(data),
-        _errors(data),
-        _gap(data),
-        _kernels(data),
-        _losses(data),
-    ]
-    title = "# Finite networks vs the NFD limit\n"
     intro = (
-        f"Finite depth-muP ResNets of widths {_list(grid['widths'])} and depths "
-        f"{_list(grid['depths'])} ({grid['seeds']} seeds each, standard and decoupled backward, "
-        "the same initial weights for both modes of a seed) against the NFD limit, all trained on "
-        "the same data stream. Numbers are seed means ± standard errors.\n"
+        f"Finite depth-muP ResNets of widths {join(grid['widths'])} and depths "
+        f"{join(grid['depths'])}, standard and decoupled backward (paired: the same initial "
+        "weights for both modes of a seed), against the NFD limit, all trained on one data stream. "
+        "Every distance is that of an ensemble mean, with its noise floor removed, "
+        f"{_scale_words(data)}; ± is one standard error.\n"
     )
-    return "\n".join([title, intro, *sections])
+    sections = [_setup(data), rate_lines(data), _bias(data), _depth(data), _gap(data)]
+    sections += [_kernels(data), _losses(data), _notes(data)]
+    return "\n".join(["# Finite networks vs the NFD limit\n", intro, *sections])
 
 
 def describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> str:
-    """One sentence: `decoupled error falls like n^-0.49 ± 0.05 (95% CI [-0.60, -0.38], ...)`."""
-    if fit is None:
-        return f"{quantity}: no rate (fewer than two sizes, or a value that is not positive)"
+    """One sentence: `decoupled bias falls like n^-0.95 ± 0.15 (95% CI [-1.24, -0.66], ...)`."""
+    if fit is None or fit.get("slope") is None:
+        left = _excluded(fit)
+        return f"{quantity}: no rate (fewer than two resolved sizes{left})"
     where = ", ".join(f"{_SYMBOLS[k]} = {fit[k]}" for k in ("width", "depth") if k in fit)
-    sizes = f"{fit['points']} sizes {_list(fit['sizes'])}" + (f" at {where}" if where else "")
+    sizes = f"{len(fit['sizes'])} sizes {join(fit['sizes'])}" + (f" at {where}" if where else "")
+    if fit.get("expected") is not None:
+        sizes += f"; expected {symbol}^{fit['expected']:g}"
+    sizes += _excluded(fit)
     power = f"{symbol}^{fit['slope']:.2f}"
     if fit["ci95"] is None:
         return f"{quantity} goes like {power} ({sizes}: an exact two-point slope, no interval)"
@@ -63,195 +61,199 @@ def describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> s
         return f"{quantity} falls like {power} ({interval})"
     if low > 0:
         return f"{quantity} grows like {power} ({interval})"
-    return f"{quantity} shows no significant trend: {power} ({interval}; the interval contains 0)"
+    budget = fit.get("budget_factor")
+    more = f"; about {budget:.2g}x the seeds would resolve it" if budget else ""
+    return (
+        f"{quantity} shows no significant trend: {power} ({interval}; the interval contains "
+        f"0{more})"
+    )
 
 
-_SYMBOLS = {"width": "n", "depth": "L"}
+def rate_lines(data: dict[str, Any]) -> str:
+    """The headline rates and the gap at infinite width, one line each."""
+    grid, fits, summary = data["grid"], data["fits"], data["summary"]
+    lines = [
+        describe_fit(fits["headline"]["bias"], quantity="decoupled bias", symbol="n"),
+        describe_fit(
+            fits["fluctuation_decoupled"][-1], quantity="decoupled fluctuation", symbol="n"
+        ),
+        describe_fit(fits["headline"]["depth"], quantity="decoupled depth error", symbol="L"),
+    ]
+    if fits.get("depth_limit") is not None:
+        lines.append(
+            describe_fit(fits["depth_limit"], quantity="the limit's depth error", symbol="L")
+        )
+    for depth, cell in zip(grid["depths"], summary.get("gap_infinite_width") or []):
+        lines.append(_infinite_gap(cell, depth))
+    budget = _budget(data)
+    return (
+        "## Rates\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+        + (f"\n\n{budget}" if budget else "")
+        + "\n"
+    )
 
 
-def _slopes(fits, held: str, symbol: str) -> str:
-    """`L = 4: n^-0.52 ± 0.03; L = 8: ...` for fits on every slice of the grid."""
+def _excluded(fit) -> str:
+    """`; left out: n = 64 (not resolved, below 0.028)` for the points a fit left out."""
+    if not fit or not fit.get("excluded"):
+        return ""
+    symbol = "n" if "depth" in fit else "L"
+    parts = [f"{symbol} = {e['size']} ({e['reason']})" for e in fit["excluded"]]
+    return "; left out: " + ", ".join(parts)
+
+
+def _infinite_gap(cell, depth) -> str:
+    if cell is None:
+        return f"gap at infinite width, L = {depth}: undefined (fewer than two widths)"
+    verdict = "excludes 0" if cell["resolved"] else "contains 0: not resolved"
+    return (
+        f"gap at infinite width, L = {depth}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
+        f"[{num(cell['low'])}, {num(cell['high'])}], {verdict})"
+    )
+
+
+def _budget(data) -> str:
+    """What the unresolved headline claims would need, from the measured finite wall time."""
+    fits, meta = data["fits"], data["meta"]
     parts = []
-    for fit in fits or []:
-        if fit is None:
-            continue
-        se = "" if fit["stderr"] is None else f" ± {fit['stderr']:.2g}"
-        parts.append(f"{_SYMBOLS[held]} = {fit[held]}: {symbol}^{fit['slope']:.2f}{se}")
-    return "; ".join(parts) or "no fits"
+    for name, fit in (
+        ("bias", fits["headline"]["bias"]),
+        ("depth error", fits["headline"]["depth"]),
+    ):
+        if fit is None or fit.get("slope") is None:
+            reasons = " ".join(e["reason"] for e in (fit or {}).get("excluded", []))
+            if "not resolved" in reasons:
+                parts.append(f"the decoupled {name} has too few resolved points for a rate; more "
+                             "seeds (--max-seeds), more limit seeds or smaller widths would "
+                             "resolve them")  # fmt: skip
+        elif fit.get("budget_factor"):
+            factor = fit["budget_factor"]
+            seconds = factor * meta.get("finite_wall_time_s", math.nan)
+            parts.append(f"the decoupled {name}'s rate is not resolved: about {factor:.2g}x the "
+                         f"seeds (about {seconds:.0f} s of finite training) would resolve it")  # fmt: skip
+    return ("Not resolved at this budget: " + "; ".join(parts) + ".") if parts else ""
 
 
 def _setup(data) -> str:
-    grid, config, limit = data["grid"], data["config"], data["limit"]
+    grid, config, meta = data["grid"], data["config"], data["meta"]
     model, training, data_cfg = config["model"], config["training"], config["data"]
-    meta = data["meta"]
+    seeds = {e["width"]: e["samples"] for e in data["ensembles"]}
+    per = "antithetic pairs (v, -v)" if grid["antithetic"] else "networks"
+    target = (
+        "M = L for every depth" if grid["depth_steps"] is None else f"M = {grid['depth_steps']}"
+    )
     rows = [
         ("model", f"{model['activation']} activation, {model['readout']} readout, "
-         f"d = {model['dim']}, C = {model['outputs']}, gamma0 = {model['gamma0']}, "
-         f"beta(t) = {model['beta_profile']}, eta_lr(t) = {model['lr_profile']}"),
+         f"d = {model['dim']}, C = {model['outputs']}, gamma0 = {model['gamma0']}"),
         ("training", f"{training['steps']} SGD steps of batch {training['batch']}, "
-         f"eta = {training['eta']}, {training['loss']} loss"),
-        ("data", f"{data_cfg['source']} ({data_cfg['teacher']} teacher), "
-         f"{data_cfg['eval_size']} eval inputs"),
-        ("limit", f"N = {grid['particles']} particles, M = {grid['depth_steps']} depth steps, "
-         f"{limit['producer']['representation']} space, {grid['limit_seeds']} seeds"),
-        ("finite", f"n in {_list(grid['widths'])}, L in {_list(grid['depths'])}, "
-         f"{grid['seeds']} seeds x 2 backward modes"),
-        ("run", f"{meta['wall_time_s']:.0f} s on {meta['device']['kind']} "
-         f"({meta['device']['platform']}), seed {meta['seed']}, {meta['dtype']}"),
+         f"eta = {training['eta']}, {training['loss']} loss; {data_cfg['eval_size']} eval inputs"),
+        ("limit", f"N = {grid['particles']} particles, {target}, {grid['limit_seeds']} seeds "
+         f"({'antithetic pairs' if grid['antithetic'] else 'solves'}) each, "
+         f"{grid['representation']} space"),
+        ("finite", f"seeds per width ({per}): "
+         + ", ".join(f"n = {w}: {s}" for w, s in sorted(seeds.items()))
+         + f"; common noise across depths: {'on' if grid['common_noise'] else 'off'}"),
+        ("run", f"{meta['wall_time_s']:.0f} s (limit {meta.get('limit_wall_time_s', 0):.0f} s) "
+         f"on {meta['device']['kind']} ({meta['device']['platform']}), seed {meta['seed']}, "
+         f"{meta['dtype']}"),
     ]  # fmt: skip
     table = "| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    return f"## Setup\n\n{table}\n"
-
-
-def _monte_carlo(data) -> str:
-    grid, mc = data["grid"], data["limit"]["mc_error"]
-    loss = data["limit"]["loss_eval"][-1]
-    if mc["f_eval_single"] is None:
-        return (
-            "## The limit's Monte Carlo error\n\nOne limit seed only: its Monte Carlo error is "
-            f"not estimated. NFD final eval loss: {loss:.4g}.\n"
-        )
-    return (
-        "## The limit's Monte Carlo error\n\n"
-        f"One solve of the limit scatters by {_pct(mc['f_eval_single'])} of the reference's "
-        "norm (relative L2 over all steps and eval inputs; the sample spread over "
-        f"{grid['limit_seeds']} particle seeds). The reference is their mean, with Monte Carlo "
-        f"error about {_pct(mc['f_eval_mean'])}: a finite network's distance to it "
-        "cannot be resolved below that floor (drawn dotted in the figures). The NFD final eval "
-        f"loss is {loss:.4g} ± {mc['loss_eval_final_stderr']:.2g}.\n"
+    mc = "; ".join(
+        f"M = {lim['depth_steps']}: one seed {pct(lim['mc_error']['f_eval_single'])}, "
+        f"the reference {pct(lim['mc_error']['f_eval_mean'])}"
+        for lim in data["limits"]
     )
+    return f"## Setup\n\n{table}\n\nThe limit's own Monte Carlo error (relative): {mc}.\n"
 
 
-def _errors(data) -> str:
-    grid, fits = data["grid"], data["fits"]
+def _bias(data) -> str:
+    grid, summary, fits = data["grid"], data["summary"], data["fits"]
     lines = []
     for mode in grid["modes"]:
-        fit = fits[f"error_{mode}"]
-        lines.append("- " + describe_fit(fit["vs_width"], quantity=f"{mode} error", symbol="n"))
-        lines.append("- " + describe_fit(fit["vs_depth"], quantity=f"{mode} error", symbol="L"))
-        lines.append(f"  - every depth: {_slopes(fit.get('vs_width_each_depth'), 'depth', 'n')}")
-    note = (
-        "Expected: at L = M the decoupled network converges to this limit like n^-1/2 (Monte "
-        "Carlo over the network's own random weights). The reference is solved on M = "
-        f"{grid['depth_steps']} depth steps, so a network with L != M also differs from it by the "
-        "depth discretisation, O(|1/L - 1/M|), and the trend in L mixes that with the width "
-        "error. The standard network does not converge to the NFD: its error levels off at the "
-        "gap below."
-    )
+        for fit in fits[f"bias_{mode}"]:
+            lines.append("- " + describe_fit(fit, quantity=f"{mode} bias", symbol="n"))
+        lines.append("- " + describe_fit(fits[f"fluctuation_{mode}"][-1],
+                                         quantity=f"{mode} fluctuation", symbol="n"))  # fmt: skip
     tables = "\n".join(
-        _table(grid, data["summary"][mode]["error"], f"{mode}: relative error")
-        for mode in grid["modes"]
+        [table(grid, summary["bias"][mode], f"{mode} bias") for mode in grid["modes"]]
+        + [table(grid, summary["fluctuation"]["decoupled"], "decoupled fluctuation")]
     )
     return (
-        "## Distance to the limit\n\n"
-        "Error = ||f - f_limit|| / ||f_limit|| over every step k = 0..K, eval input and "
-        "output.\n\n" + "\n".join(lines) + f"\n\n{note}\n\n{tables}\n"
-        f"![errors]({FIGURES['errors']})\n"
+        "## Bias and fluctuation\n\nBias = |E f_n,L - f_limit(M = L)|: the ensemble mean against "
+        "the limit solved on as many steps as the network has layers, its exact n -> infinity "
+        "limit when decoupled (expected O(1/n)); the standard network tends to the gap instead. "
+        "Fluctuation = sqrt(tr Var f): one network's spread about the mean (expected n^-1/2).\n\n"
+        + "\n".join(lines)
+        + f"\n\n{tables}\n![bias]({FIGURES['bias']})\n"
+    )
+
+
+def _depth(data) -> str:
+    grid, summary, fits = data["grid"], data["summary"], data["fits"]
+    lines = [
+        "- " + describe_fit(fit, quantity=f"{mode} depth error", symbol="L")
+        for mode in grid["modes"] for fit in fits[f"depth_{mode}"]
+    ]  # fmt: skip
+    if fits.get("depth_limit") is not None:
+        lines.append(
+            "- " + describe_fit(fits["depth_limit"], quantity="limit depth error", symbol="L")
+        )
+    reference = summary["depth_reference"]["description"]
+    return (
+        f"## Depth error\n\nDepth error at L = |E f(L) - f_ref(L)|, {reference}, paired by "
+        "seed (expected O(1/L)).\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + table(grid, summary["depth"]["decoupled"], "decoupled depth error")
+        + f"\n![depth]({FIGURES['depth']})\n"
     )
 
 
 def _gap(data) -> str:
-    grid, fits, gap = data["grid"], data["fits"], data["summary"]["gap"]
-    mean = np.asarray(gap["mean"], dtype=float)
+    grid, summary, fits = data["grid"], data["summary"], data["fits"]
+    if "gap" not in summary:
+        return ""
     lines = [
-        "- " + describe_fit(fits["gap"]["vs_width"], quantity="the gap", symbol="n"),
-        f"  - every depth: {_slopes(fits['gap'].get('vs_width_each_depth'), 'depth', 'n')}",
-        "- " + describe_fit(fits["gap"]["vs_depth"], quantity="the gap", symbol="L"),
-        f"  - every width: {_slopes(fits['gap'].get('vs_depth_each_width'), 'width', 'L')}",
+        "- " + describe_fit(fit, quantity="the gap", symbol="L") for fit in fits["gap_vs_depth"]
     ]
-    extrapolated = gap.get("infinite_width")
-    if extrapolated is not None:
-        values = ", ".join(
-            f"{_pct_pm(a, se)} at L = {d}"
-            for a, se, d in zip(extrapolated["gap"], extrapolated["stderr"], grid["depths"])
-        )
-        lines.append(
-            "- extrapolated to infinite width (gap² = a² + c/n fitted over the widths, per "
-            f"seed): a = {values}"
-        )
-    error = np.asarray(data["summary"]["decoupled"]["error"]["mean"], dtype=float)
-    ratio = mean[-1, -1] / error[-1, -1]
-    verdict = _gap_verdict(grid, fits, extrapolated)
+    trend = fits["gap_infinite_width_vs_depth"]
+    lines.append("- " + describe_fit(trend, quantity="the infinite-width gap", symbol="L"))
+    verdict = (
+        "The paper's claim that the gradient-independence assumption becomes exact at infinite "
+        "depth needs the infinite-width gap to fall to 0 as L grows. "
+    )
+    if trend.get("ci95") is not None and trend["ci95"][1] < 0:
+        verdict += "Over these depths it falls; whether to 0, more depths must say."
+    else:
+        verdict += "Over these depths it does not fall: these runs do not support the claim."
     return (
         "## Standard vs decoupled backward (the gradient-independence gap)\n\n"
-        "Gap = ||f_standard - f_decoupled|| / ||f_limit||, paired by seed (the two networks "
-        "share their initial forward weights; the decoupled one has independent backward "
-        "copies). At finite width it holds the O(n^-1/2) noise of the backward copies plus the "
-        "reused-weight coupling term that the NFD drops.\n\n" + "\n".join(lines) + "\n\n"
-        f"At the largest network (n = {grid['widths'][-1]}, L = {grid['depths'][-1]}) the gap "
-        f"is {_pct(mean[-1, -1])}, {ratio:.2g} times the decoupled network's distance to the "
-        f"limit. {verdict}\n\n" + _table(grid, gap, "gap") + f"\n![gap]({FIGURES['gap']})\n"
+        "Gap = |E (f_standard - f_decoupled)|, paired by seed, extrapolated linearly in 1/n to "
+        "n -> infinity: the reused-weight coupling that the NFD drops.\n\n"
+        + "\n".join(lines)
+        + f"\n\n{verdict}\n\n"
+        + table(grid, summary["gap"], "gap")
+        + f"\n![gap]({FIGURES['gap']})\n"
     )
 
 
-def _gap_verdict(grid, fits, extrapolated) -> str:
-    """Whether the gap falls with depth, which GIA becoming valid at infinite depth needs."""
-    sentences = [
-        "The paper's claim that the gradient-independence assumption becomes valid at infinite "
-        "depth needs this gap to vanish as L grows."
-    ]
-    falls, judged = False, False
-    raw = fits["gap"]["vs_depth"]
-    if raw is not None and raw["ci95"] is not None:
-        judged = True
-        low, high = raw["ci95"]
-        falls |= high < 0
-        trend = "falls" if high < 0 else "does not fall significantly"
-        sentences.append(
-            f"At n = {raw['width']} the measured gap {trend} over L in "
-            f"[{min(raw['sizes'])}, {max(raw['sizes'])}] (slope {raw['slope']:.2f}, 95% CI "
-            f"[{low:.2f}, {high:.2f}])."
-        )
-    if extrapolated is not None and len(grid["depths"]) >= 2:
-        a, se = np.asarray(extrapolated["gap"], float), np.asarray(extrapolated["stderr"], float)
-        first, last = grid["depths"][0], grid["depths"][-1]
-        if np.isfinite(se[0]) and np.isfinite(se[-1]):
-            judged = True
-            diff, spread = a[-1] - a[0], math.hypot(se[0], se[-1])
-            falls |= diff + 2 * spread < 0
-            trend = "falls" if diff + 2 * spread < 0 else "does not fall"
-            sentences.append(
-                f"The infinite-width extrapolation {trend}: {_pct_pm(a[0], se[0])} at L = "
-                f"{first}, {_pct_pm(a[-1], se[-1])} at L = {last} (change "
-                f"{_pct_pm(diff, spread)})"
-                + (
-                    "; at the largest depth it is more than two standard errors above zero."
-                    if a[-1] > 2 * se[-1]
-                    else "."
-                )
-            )
-    if not judged:
-        sentences.append("Too few depths, widths or seeds for a verdict.")
-    elif falls:
-        sentences.append(
-            "Over these depths the gap shrinks; whether to zero, more depths must say."
-        )
-    else:
-        sentences.append("Over these depths these runs do not support the claim.")
-    return " ".join(sentences)
-
-
 def _kernels(data) -> str:
-    grid = data["grid"]
-    t = data["grid"]["kernel_depths"]
+    grid, summary = data["grid"], data["summary"]
+    t = grid["kernel_depths"]
     rows = []
     for mode in grid["modes"]:
-        for name, table in data["summary"][mode]["kernel_error"].items():
-            mean = np.asarray(table["mean"], dtype=float)[-1, -1]
-            se = np.asarray(table["stderr"], dtype=float)[-1, -1]
-            cells = " | ".join(_pm(m, s) for m, s in zip(mean, se))
-            rows.append(f"| {mode} | {name} | {cells} |")
-    mc = data["limit"]["mc_error"]["kernels_single"]
-    for name, values in mc.items():
-        if values is not None:
-            floor = np.asarray(values, dtype=float) / math.sqrt(grid["limit_seeds"])
-            rows.append(f"| limit MC | {name} | " + " | ".join(f"{v:.3g}" for v in floor) + " |")
+        for name, per_cell in summary["kernels"][mode].items():
+            cells = per_cell[-1][-1]
+            if cells is not None:
+                text = " | ".join(f"{num(c['debiased'])} (raw {num(c['raw'])}, noise "
+                                  f"{num(c['floor'])})" for c in cells)  # fmt: skip
+                rows.append(f"| {mode} | {name} | {text} |")
     header = "| mode | kernel | " + " | ".join(f"t = {v:g}" for v in t) + " |\n"
     header += "|---|---|" + "---|" * len(t) + "\n"
     return (
-        "## Kernels along depth\n\n"
-        f"Relative Frobenius error ||K - K_limit|| / ||K_limit|| per recorded depth, over all "
-        f"steps and input pairs, at n = {grid['widths'][-1]}, L = {grid['depths'][-1]}:\n\n"
+        "## Kernels along depth\n\n|E K - K_limit| / |K_limit| per recorded depth over all steps "
+        f"and input pairs, at n = {grid['widths'][-1]}, L = {grid['depths'][-1]}:\n\n"
         + header
         + "\n".join(rows)
         + f"\n\n![kernels]({FIGURES['kernels']})\n"
@@ -259,46 +261,30 @@ def _kernels(data) -> str:
 
 
 def _losses(data) -> str:
-    grid, limit = data["grid"], data["limit"]
-    parts = [f"NFD limit {limit['loss_eval'][-1]:.4g}"]
+    grid, summary = data["grid"], data["summary"]
+    limit = summary["limit_losses"][str(grid["limit_depth_steps"][-1])]["loss_eval"]
+    se = None if limit["stderr"] is None else limit["stderr"][-1]
+    parts = [f"NFD limit {pm(limit['mean'][-1], se)}"]
     for mode in grid["modes"]:
-        table = data["summary"][mode]["loss_eval_final"]
-        mean = np.asarray(table["mean"], dtype=float)[-1, -1]
-        se = np.asarray(table["stderr"], dtype=float)[-1, -1]
-        parts.append(f"{mode} {_pm(mean, se)}")
+        losses = summary["losses"][mode]["loss_eval"]
+        parts.append(f"{mode} {pm(losses['mean'][-1][-1][-1], losses['stderr'][-1][-1][-1])}")
     return (
-        "## Loss curves and scaling\n\n"
-        f"Final eval loss at n = {grid['widths'][-1]}, L = {grid['depths'][-1]}: "
+        "## Loss curves and scaling\n\nFinal eval loss at n = "
+        f"{grid['widths'][-1]}, L = {grid['depths'][-1]}: "
         + ", ".join(parts)
         + f".\n\n![losses]({FIGURES['losses']})\n\n![scaling]({FIGURES['scaling']})\n"
     )
 
 
-def _table(grid, table, what: str) -> str:
-    mean = np.asarray(table["mean"], dtype=float)
-    se = np.asarray(table["stderr"], dtype=float)
-    header = f"| {what} | " + " | ".join(f"L = {d}" for d in grid["depths"]) + " |\n"
-    header += "|---|" + "---|" * len(grid["depths"]) + "\n"
-    rows = [
-        f"| n = {w} | " + " | ".join(_pm(m, s) for m, s in zip(mean[i], se[i])) + " |"
-        for i, w in enumerate(grid["widths"])
-    ]
-    return header + "\n".join(rows) + "\n"
+def _notes(data) -> str:
+    notes = data["summary"].get("notes") or []
+    if not notes:
+        return ""
+    return "## Notes\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 
-def _pm(mean: float, se: float) -> str:
-    return f"{mean:.3g}" if not np.isfinite(se) else f"{mean:.3g} ± {se:.2g}"
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.3g}%"
-
-
-def _pct_pm(value: float, se: float) -> str:
-    if not np.isfinite(se):
-        return _pct(value)
-    return f"{100 * value:.3g} ± {100 * se:.2g}%"
-
-
-def _list(values) -> str:
-    return ", ".join(str(v) for v in values)
+def _scale_words(data) -> str:
+    scale = data["scale"]
+    if scale["kind"] == "absolute":
+        return f"in absolute units ({scale['why']})"
+    return f"relative to |f_limit| = {scale['value']:.3g} (all steps, eval inputs, outputs)"

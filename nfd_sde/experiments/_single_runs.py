@@ -16,8 +16,16 @@ import jax
 import numpy as np
 
 from ..finite import train_finite
-from ..limit import solve_limit, solve_to_target
-from ..model import BACKWARDS, REPRESENTATIONS, Result, load_config, load_stream
+from ..limit import plan_limit, solve_limit, solve_to_target
+from ..model import (
+    BACKWARDS,
+    REPRESENTATIONS,
+    Config,
+    DataStream,
+    Result,
+    load_config,
+    load_stream,
+)
 from ._arguments import add_run_arguments, nested_depths_type, refuse_existing
 from ._commands import Command
 from ._plots import plot_loss_curves
@@ -109,6 +117,9 @@ def _add_solve(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--representation", choices=REPRESENTATIONS, help="solver.representation")
     parser.add_argument("--backward", choices=BACKWARDS, help="solver.backward")
+    parser.add_argument(
+        "--devices", type=int, help="solver.devices: devices the particles are split over"
+    )
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -128,10 +139,20 @@ def _solve(args: argparse.Namespace) -> None:
         flags["solver.levels"] = 3
     flags |= {"solver.representation": args.representation, "solver.backward": args.backward}
     flags |= {"run.seed": args.seed}
-    produce = solve_limit
-    if args.target_error is not None:
+    flags |= {"solver.devices": args.devices}
+    produce, announce = solve_limit, describe_plan
+    if args.target_error is not None:  # the target's own plan is printed by solve_to_target
         produce = functools.partial(solve_to_target, target=args.target_error)
-    run_one(args, flags, produce, describe=describe_limit)
+        announce = None
+    run_one(args, flags, produce, describe=describe_limit, announce=announce)
+
+
+def describe_plan(config: Config, stream: DataStream) -> str:
+    """Where the solve will run and why (`LimitPlan.describe`), before it runs."""
+    eval_size = stream.x_eval.shape[0]
+    return plan_limit(
+        config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=eval_size
+    ).describe()
 
 
 def run_one(
@@ -140,13 +161,23 @@ def run_one(
     produce: Callable[..., Result],
     *,
     describe: Callable[[Result], str],
+    announce: Callable[[Config, DataStream], str] | None = None,
 ) -> None:
+    """Load the config and data, print `announce(config, stream)` (the plan), produce the
+    result and write it (in a multi-process run, process 0 writes)."""
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = load_config(args.config, overrides)
-    refuse_existing(args.out, overwrite=args.overwrite)
+    writer = jax.process_index() == 0
+    if writer:
+        refuse_existing(args.out, overwrite=args.overwrite)
     stream = load_stream(config)
     print(f"data: {stream.origin}")
+    if announce is not None:
+        print(announce(config, stream), flush=True)
     result = produce(config, stream, key=jax.random.key(config.run.seed), progress=True)
+    if not writer:
+        print(f"{describe(result)}: {loss_summary(result)}; process {jax.process_index()}")
+        return
     path = write_result(result, args.out)
     figure = args.out / "losses.png"
     plot_loss_curves({describe(result): result}, figure)

@@ -21,24 +21,22 @@ its two neighbours.
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..finite import LossCurves, train_losses
-from ..model import Config, DataStream, first_nonfinite_step, load_stream, run_meta, to_dict
+from ..model import Config, DataStream, load_stream, run_meta, to_dict
 from ._arguments import count, numbers, sizes
 from ._records import read_json, write_json
+from ._transfer_runs import TrainFn, cells, record_run, train_cell
 
 CRITERIA = ("train", "eval")
 DIVERGENCE_FACTOR = 1e3
 # Fields each run overrides; the rest of the config must match for a sweep to resume.
 SWEPT = {"network": ("width", "depth"), "training": ("eta", "first_layer_exponent")}
-TrainFn = Callable[..., Any]  # (config, stream, *, key) -> anything with loss_train, loss_eval
 
 
 def transfer_sweep(
@@ -52,7 +50,7 @@ def transfer_sweep(
     out_dir: str | Path,
     progress: bool = False,
     stream: DataStream | None = None,
-    train_fn: TrainFn = train_losses,
+    train_fn: TrainFn | None = None,
     divergence_factor: float = DIVERGENCE_FACTOR,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -61,7 +59,9 @@ def transfer_sweep(
     Seeds are run.seed, run.seed + 1, ...; seed s initialises with `jax.random.key(s)`, the same
     initial weights for every learning rate and exponent. `train_fn(config, stream, *, key)`
     returns an object with `loss_train` (K,) and `loss_eval` (K+1,) (`train_finite`'s Result
-    does; the default `train_losses` is the same training compiled once per network shape).
+    and `train_losses` do). By default (None) the missing seeds of each (c, L, n, eta) are
+    trained at once, vmapped and split over the visible devices (`train_losses_ensemble`); a
+    given `train_fn` is called once per run.
     `overwrite` discards earlier runs in `out_dir` instead of resuming them.
     """
     grid = _grid(config, depths=depths, widths=widths, lrs=lrs, exponents=exponents, seeds=seeds)
@@ -76,16 +76,26 @@ def transfer_sweep(
     _prepare(out, config, grid, overwrite=overwrite)
     stream = load_stream(config) if stream is None else stream
     start = time.perf_counter()
-    records, done = [], 0
+    records, done = {}, 0
     todo = list(_runs(grid, config.run.seed))
-    for params in tqdm(todo, disable=not progress, desc="transfer sweep"):
-        path = runs_dir / f"{run_name(**params)}.json"
-        record = _load_run(path, params)
-        if record is None:
-            record = _train_run(config, stream, params, train_fn, divergence_factor)
-            write_json(path, record)
+    bar = tqdm(total=len(todo), disable=not progress, desc="transfer sweep")
+    for cell in cells(todo):
+        missing = []
+        for params in cell:
+            record = _load_run(runs_dir / f"{run_name(**params)}.json", params)
+            if record is None:
+                missing.append(params)
+            else:
+                records[run_name(**params)] = record
+                bar.update()
+        for params, curves, wall in train_cell(config, stream, missing, train_fn):
+            record = record_run(params, curves, wall, divergence_factor)
+            write_json(runs_dir / f"{run_name(**params)}.json", record)
+            records[run_name(**params)] = record
             done += 1
-        records.append(record)
+            bar.update()
+    bar.close()
+    records = [records[run_name(**params)] for params in todo]
     summary = summarise(records, grid)
     summary |= {
         "config": to_dict(config),
@@ -128,36 +138,6 @@ def _runs(grid: dict[str, Any], first_seed: int):
                 for lr in grid["lrs"]:
                     for seed in range(first_seed, first_seed + grid["seeds"]):
                         yield {"c": c, "depth": depth, "width": width, "lr": lr, "seed": seed}
-
-
-def _train_run(config, stream, params, train_fn: TrainFn, factor: float) -> dict[str, Any]:
-    run_config = config.replace(
-        network={"width": params["width"], "depth": params["depth"]},
-        training={"eta": params["lr"], "first_layer_exponent": params["c"]},
-        run={"seed": params["seed"]},
-    )
-    start = time.perf_counter()
-    curves = train_fn(run_config, stream, key=jax.random.key(params["seed"]))
-    curves = LossCurves(np.asarray(curves.loss_train, float), np.asarray(curves.loss_eval, float))
-    wall = time.perf_counter() - start
-    tail = max(1, len(curves.loss_train) // 10)
-    final_train = float(np.mean(curves.loss_train[-tail:]))
-    final_eval = float(curves.loss_eval[-1])
-    initial = float(curves.loss_eval[0])
-    first_bad = first_nonfinite_step(curves.loss_train, curves.loss_eval)
-    diverged = first_bad is not None or max(final_train, final_eval) > factor * initial
-    return {
-        **params,
-        "log2_lr": math.log2(params["lr"]),
-        "final_train": _number(final_train),
-        "final_eval": _number(final_eval),
-        "initial_loss": _number(initial),
-        "diverged": diverged,
-        "first_bad_step": first_bad,
-        "loss_train": [_number(v) for v in curves.loss_train],
-        "loss_eval": [_number(v) for v in curves.loss_eval],
-        "wall_time_s": wall,
-    }
 
 
 def summarise(records: Sequence[dict[str, Any]], grid: dict[str, Any]) -> dict[str, Any]:
@@ -289,11 +269,6 @@ def _load_run(path: Path, params: dict[str, Any]) -> dict[str, Any] | None:
     if any(record.get(k) != v for k, v in params.items()):
         return None
     return record
-
-
-def _number(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _plain_grid(grid: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,12 @@
 """The finite depth-muP ResNet (Equinox, scanned blocks), muP SGD (Optax) and its trainer."""
 
+from ._ensemble import (
+    default_chunk as default_chunk,
+    ensemble_networks as ensemble_networks,
+    train_ensemble as train_ensemble,
+    train_losses_ensemble as train_losses_ensemble,
+    train_members as train_members,
+)
 from ._optim import (
     mup_multipliers as mup_multipliers,
     mup_sgd as mup_sgd,

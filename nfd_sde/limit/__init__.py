@@ -10,6 +10,7 @@ from ._plan import (
     FIELD_BIAS as FIELD_BIAS,
     RNG_COST as RNG_COST,
     LimitPlan as LimitPlan,
+    device_memory_gb as device_memory_gb,
     limit_costs as limit_costs,
     plan_limit as plan_limit,
 )

@@ -3,6 +3,11 @@
 A group is one particle system of N particles with its own keys: group 0 uses the solve's key,
 group g >= 1 `fold_in(key, g)`. Their solvers (identical but for the keys) and states are stacked
 on a leading axis and stepped by one vmapped call, so G groups cost one compilation.
+
+Where the plan puts the particles (`LimitPlan.mode`, `.devices`): split over a mesh of devices
+(their particle axis, axis 1 of the stacked states; the initial states are drawn by one jitted
+call straight into that layout, so no device ever holds all of them), or with the per-particle
+history in host memory (`solvers.HostHistories`, shared by the groups).
 """
 
 import functools
@@ -15,10 +20,12 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
+from solvers import AxisMesh, HostHistories
+
 from ..model import Config, DataStream
 from ._controls import cross_fitted
 from ._plan import LimitPlan
-from ._solver import LimitSolver, LimitState, build_solver
+from ._solver import LimitSolver, LimitState, build_solver, constrain_state
 from ._step import limit_evaluate, limit_step
 
 
@@ -34,14 +41,47 @@ def stack(trees: list) -> object:
 def build_groups(
     config: Config, stream: DataStream, *, key: PRNGKeyArray, plan: LimitPlan, refinement: int
 ) -> tuple[LimitSolver, LimitState]:
-    """The stacked solvers and initial states of `solver.groups` independent particle systems."""
-    solvers, states = [], []
+    """The stacked solvers and initial states of `solver.groups` independent particle systems,
+    placed as `plan` says."""
+    mesh = particle_mesh(plan)
+    host = None
+    if plan.mode == "streamed":
+        sizes = (config.solver.groups, config.solver.depth_steps, config.solver.particles)
+        host = HostHistories(*sizes, plan.stored_pairs, blocks=plan.blocks, dtype=config.run.dtype)
+    solvers, state_keys = [], []
     for group_key in group_keys(key, config.solver.groups):
         key_solver, key_state = jax.random.split(group_key)
-        solver = build_solver(config, stream, key=key_solver, plan=plan, refinement=refinement)
-        solvers.append(solver)
-        states.append(solver.init_state(key=key_state))
+        solvers.append(
+            build_solver(
+                config,
+                stream,
+                key=key_solver,
+                plan=plan,
+                refinement=refinement,
+                mesh=mesh,
+                host=host,
+            )
+        )
+        state_keys.append(key_state)
+    if mesh is not None:
+        return stack(solvers), _init_on_mesh(stack(solvers), jnp.stack(state_keys))
+    states = [s.init_state(key=k, group=g) for g, (s, k) in enumerate(zip(solvers, state_keys))]
     return stack(solvers), stack(states)
+
+
+def particle_mesh(plan: LimitPlan) -> AxisMesh | None:
+    """The mesh over the plan's devices (None for one device)."""
+    if plan.devices == 1:
+        return None
+    return AxisMesh.over(jax.devices()[: plan.devices], "particles")
+
+
+@eqx.filter_jit
+def _init_on_mesh(solvers: LimitSolver, keys) -> LimitState:
+    def init(solver, key):
+        return constrain_state(solver.init_state(key=key), solver.mesh)
+
+    return eqx.filter_vmap(init)(solvers, keys)
 
 
 @functools.partial(eqx.filter_jit, donate="all-except-first")

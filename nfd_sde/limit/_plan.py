@@ -8,9 +8,25 @@ matrices per block: 1 for one-layer blocks, 2 for two-layer blocks):
   weight space (+ Gaussian matrices): shared + w M N^2 (n + B) + 2 w M N^2 * RNG_COST
 The `auto` representation picks the smaller; `FIELD_BIAS` scales the field cost to match
 measured ratios (see benchmarks/README.md). Standard backprop needs weight space.
+
+Where the particles live (memory per device, `solver.memory_limit_gb`):
+  resident: the particles are split over `solver.devices` devices (their particle axis; the
+            pairs x pairs factors replicated) and the whole history is on them;
+  streamed: when that does not fit, the per-particle history (stored features, gradient paths
+            and white noise: groups x steps x particles x pairs) is kept in host memory and each
+            depth step reads it in blocks of particles (`solvers.HostParticles`), on one device;
+            the blocks are as few as fit. Everything else (the new pairs' paths, the factors,
+            the weight-space matrices) stays on the device.
+A problem that does not fit streamed either, or whose history does not fit in host memory, is
+refused with the amount and the knobs that reduce it.
 """
 
 import dataclasses
+import os
+
+import jax
+
+from solvers import largest_divisor
 
 from ..model import Config, block_of
 
@@ -20,16 +36,39 @@ FIELD_BIAS = 1.0
 
 @dataclasses.dataclass(frozen=True)
 class LimitPlan:
+    """`bytes_needed`: the estimated peak per device in the chosen `mode`; `history_bytes`: the
+    per-particle history of all groups as one buffer; `host_bytes`: what a streamed solve keeps
+    in host memory; `reason`: why this mode and this many devices."""
+
     representation: str
     stored_pairs: int
     new_pairs: int
     cost_field: float
     cost_weight: float
     bytes_needed: int
+    devices: int = 1
+    mode: str = "resident"
+    blocks: int = 1
+    history_bytes: int = 0
+    host_bytes: int = 0
+    reason: str = ""
 
     @property
     def gigabytes(self) -> float:
         return self.bytes_needed / 1e9
+
+    def describe(self) -> str:
+        """One line for the command line, printed before the solve."""
+        where = (
+            f"resident on {self.devices} device{'s' if self.devices > 1 else ''}"
+            if self.mode == "resident"
+            else f"streamed from host memory ({self.host_bytes / 1e9:.3g} GB) in "
+            f"{self.blocks} particle blocks per depth step"
+        )
+        return (
+            f"plan: {self.representation} space, {where}, about {self.gigabytes:.3g} GB per "
+            f"device; {self.reason}"
+        )
 
 
 def limit_costs(
@@ -52,8 +91,20 @@ def limit_costs(
     return field, weight
 
 
-def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: int) -> LimitPlan:
-    """Choose the representation and estimate peak memory; refuse what will not fit."""
+def plan_limit(
+    config: Config,
+    *,
+    dim: int,
+    steps: int,
+    batch: int,
+    eval_size: int,
+    available_devices: int | None = None,
+) -> LimitPlan:
+    """Choose the representation, the devices and where the history lives (module docstring),
+    estimate the peak memory per device; refuse what will not fit. `available_devices`
+    defaults to `len(jax.devices())`."""
+    if config.solver.memory_limit_gb == "auto":
+        config = config.replace(solver={"memory_limit_gb": device_memory_gb()})
     solver = config.solver
     block = block_of(config)
     w, arrays = len(block.weights), len(block.stored)
@@ -81,25 +132,117 @@ def plan_limit(config: Config, *, dim: int, steps: int, batch: int, eval_size: i
     history = arrays * m * n_part * stored
     paths = 3 * (m + 1) * n_part * new * (2 if block.has_first else 1)
     params = n_part * (dim + config.model.outputs)
-    extra = (
-        w * (2 * m * n_part * (stored + new) + 2 * m * stored**2)
-        if representation == "field"
-        else 2 * w * n_part**2
-    )
+    if representation == "field":
+        stored_white, factors = 2 * w * m * n_part * stored, 2 * w * m * stored**2
+        extra = stored_white + 2 * w * m * n_part * new + factors
+    else:
+        stored_white, factors, extra = 0, 0, 2 * w * n_part**2
+    groups = solver.groups
     # the jitted step keeps an input and an output copy of every group's state
-    bytes_needed = int(solver.groups * itemsize * (2 * (history + params) + paths + 2 * extra))
-    plan = LimitPlan(representation, stored, new, cost_field, cost_weight, bytes_needed)
+    resident = groups * itemsize * (2 * (history + params) + paths + 2 * extra)
+    devices, why = _devices(solver.devices, n_part, available_devices)
+    shared = groups * itemsize * 2 * factors  # replicated on every device
+    per_device = (resident - shared) // devices + shared
+    sizes = (representation, stored, new, cost_field, cost_weight)
     limit = solver.memory_limit_gb * 1e9
-    if bytes_needed > limit:
+    history_bytes = groups * itemsize * (history + stored_white)
+    if per_device <= limit:
+        return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
+    # streamed: the per-particle history in host memory, blocks of it on one device
+    # the new pairs' paths and what is computed from them (activations, entries, controls):
+    # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
+    fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (extra - stored_white))
+    per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
+    blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
+    streamed = fixed + per_particle * (n_part // blocks)
+    if streamed > limit or not stored:  # (no stored pairs: no history to stream)
         raise ValueError(
-            f"the limit solve needs about {plan.gigabytes:.2f} GB "
-            f"(solver.memory_limit_gb={solver.memory_limit_gb}): the stored history grows like "
-            f"groups x particles x depth_steps x steps*batch = {solver.groups} x {n_part} x {m} x "
-            f"{stored}. Reduce solver.groups, solver.particles, solver.depth_steps, "
-            "training.steps or training.batch, use "
+            f"the limit solve needs about {per_device / 1e9:.3g} GB per device "
+            f"(solver.memory_limit_gb={solver.memory_limit_gb}), and about "
+            f"{streamed / 1e9:.3g} GB even with its history in host memory (the new pairs' "
+            f"paths and, in weight space, the N x N matrices stay on the device): the stored "
+            f"history grows like groups x particles x depth_steps x steps*batch = {groups} x "
+            f"{n_part} x {m} x {stored}. Reduce solver.groups, solver.particles, "
+            "solver.depth_steps, training.steps or training.batch, use "
             "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
         )
-    return plan
+    host = _host_memory()
+    if host is not None and history_bytes > 0.8 * host:
+        raise ValueError(
+            f"the limit solve's history takes {history_bytes / 1e9:.2f} GB, more than fits on "
+            f"the devices (solver.memory_limit_gb={solver.memory_limit_gb}) and more than 80% "
+            f"of this host's {host / 1e9:.1f} GB: reduce solver.groups, solver.particles, "
+            "solver.depth_steps, training.steps or training.batch"
+        )
+    reason = (
+        f"resident it needs {per_device / 1e9:.3g} GB per device on {devices} device"
+        f"{'s' if devices > 1 else ''}, more than solver.memory_limit_gb="
+        f"{solver.memory_limit_gb}; so the per-particle history ({history_bytes / 1e9:.3g} GB) "
+        f"is kept in host memory and streamed to one device, {n_part // blocks} particles at a "
+        "time"
+    )
+    return LimitPlan(*sizes, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason)
+
+
+def _devices(requested: int | str, particles: int, available: int | None) -> tuple[int, str]:
+    """How many devices split the particles, and why."""
+    available = len(jax.devices()) if available is None else available
+    if requested == "all":
+        count = largest_divisor(particles, available)
+        if count == available:
+            return count, f"solver.devices='all': the {count} visible device(s)"
+        return count, (
+            f"solver.devices='all': {count} of the {available} visible devices, the most that "
+            f"divide the {particles} particles evenly"
+        )
+    if requested > available:
+        raise ValueError(
+            f"solver.devices={requested}, but JAX sees {available} device(s) "
+            f"({jax.devices()[0].platform}); set solver.devices='all' or at most {available}. "
+            "On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N (set before JAX "
+            "starts) makes N virtual devices"
+        )
+    if particles % requested:
+        raise ValueError(
+            f"solver.devices={requested} does not divide solver.particles={particles}: each "
+            "device holds particles / devices of them; choose particles a multiple of devices"
+        )
+    return requested, f"solver.devices={requested}"
+
+
+def _fewest_blocks(particles: int, most_per_block: int) -> int:
+    """The fewest blocks of equal size at most `most_per_block` (at least 1) that split the
+    particles."""
+    divisors = set()
+    for d in range(1, int(particles**0.5) + 1):
+        if particles % d == 0:
+            divisors |= {d, particles // d}
+    fitting = [c for c in divisors if particles // c <= max(most_per_block, 1)]
+    return min(fitting)
+
+
+AUTO_FRACTION, AUTO_DEFAULT_GB = 0.75, 8.0
+
+
+def device_memory_gb() -> float:
+    """solver.memory_limit_gb="auto": 75% of the smallest memory the visible devices report
+    (GPUs do), else 8 GB (a CPU reports none; its memory is the host's)."""
+    limits = []
+    for device in jax.devices():
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # backends without memory statistics
+            stats = {}
+        if stats.get("bytes_limit"):
+            limits.append(stats["bytes_limit"])
+    return round(AUTO_FRACTION * min(limits) / 1e9, 2) if limits else AUTO_DEFAULT_GB
+
+
+def _host_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _check_levels(config: Config) -> None:

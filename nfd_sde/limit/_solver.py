@@ -7,7 +7,9 @@ also stores each pair's standard increments and the growing Cholesky factors.
 
 `LimitSolver` holds the block, the representation of the initial weights, the scheme, the grid and
 every coefficient; learning rates, gamma0 and the jitter are traced arrays, so a sweep over them
-compiles the step once. Only sizes and variants are static.
+compiles the step once. Only sizes and variants are static, and where the particles live: a
+`mesh` splitting the particle axis over devices, or `host` buffers keeping the per-particle
+history in host memory (the plan's `resident` and `streamed` modes).
 """
 
 import equinox as eqx
@@ -19,9 +21,12 @@ from solvers import (
     SCHEMES,
     AbstractRepresentation,
     AbstractScheme,
+    AxisMesh,
     DepthGrid,
     FieldNoise,
     FieldSpace,
+    HostHistories,
+    HostParticles,
     WeightSpace,
     weight_keys,
 )
@@ -52,7 +57,7 @@ class LimitState(eqx.Module):
 
     readin: Float[Array, "particles dim"]
     readout: Float[Array, "particles outputs"]
-    history: dict[str, Float[Array, "steps particles stored"]]
+    history: dict[str, Float[Array, "steps particles stored"] | HostParticles]
     noise: dict[str, FieldNoise] | None
     initial_readout: Float[Array, "particles outputs"]
     initial_features: tuple[Float[Array, "particles eval"], Float[Array, "particles eval"]]
@@ -82,27 +87,58 @@ class LimitSolver(eqx.Module):
     anchors: int = eqx.field(static=True)
     kernel_points: tuple[int, ...] = eqx.field(static=True)
     dtype: str = eqx.field(static=True)
+    mesh: AxisMesh | None = eqx.field(static=True, default=None)
+    host: HostHistories | None = eqx.field(static=True, default=None)
 
-    def init_state(self, *, key: PRNGKeyArray) -> LimitState:
-        """U^0 and V^0 i.i.d. N(0, 1) per particle; empty history (identity-padded factors)."""
+    def init_state(self, *, key: PRNGKeyArray, group: int = 0) -> LimitState:
+        """U^0 and V^0 i.i.d. N(0, 1) per particle; empty history (identity-padded factors),
+        on the device or, with `host` buffers, in host memory (`group`: this system's index
+        there)."""
         key_in, key_out = jax.random.split(key)
         n, m, s = self.particles, self.grid.steps, self.stored
 
-        def zeros():  # a separate buffer per field, so the state can be donated
+        def empty(name):  # a separate buffer per field, so the state can be donated
+            if self.host is not None:
+                return self.host.empty(name, group)
             return jnp.zeros((m, n, s), self.dtype)
 
         readout = jax.random.normal(key_out, (n, self.outputs), self.dtype)
+        noise = self.representation.init_noise(
+            self.block.weights, stored=s, dtype=self.dtype, empty=empty
+        )
         return LimitState(
             readin=jax.random.normal(key_in, (n, self.dim), self.dtype),
             readout=readout,
-            history={name: zeros() for name in self.block.stored},
-            noise=self.representation.init_noise(self.block.weights, stored=s, dtype=self.dtype),
+            history={name: empty(name) for name in self.block.stored},
+            noise=noise,
             initial_readout=jnp.array(readout),
             initial_features=(
                 jnp.zeros((n, self.eval_size), self.dtype),
                 jnp.zeros((n, self.eval_size), self.dtype),
             ),
         )
+
+
+def constrain_state(state: LimitState, mesh: AxisMesh | None) -> LimitState:
+    """Inside a traced function: one particle system's state laid out with its particle axis
+    split over `mesh` (factors replicated); as it is without a mesh."""
+    if mesh is None:
+        return state
+
+    def on(x, axis):
+        return x if isinstance(x, HostParticles) else mesh.constrain(x, axis)
+
+    noise = state.noise
+    if noise is not None:
+        noise = {k: FieldNoise(on(v.white, 1), on(v.factor, None)) for k, v in noise.items()}
+    return LimitState(
+        readin=on(state.readin, 0),
+        readout=on(state.readout, 0),
+        history={name: on(a, 1) for name, a in state.history.items()},
+        noise=noise,
+        initial_readout=on(state.initial_readout, 0),
+        initial_features=tuple(on(a, 0) for a in state.initial_features),
+    )
 
 
 def build_solver(
@@ -112,11 +148,14 @@ def build_solver(
     key: PRNGKeyArray,
     plan: LimitPlan | None = None,
     refinement: int = 1,
+    mesh: AxisMesh | None = None,
+    host: HostHistories | None = None,
 ) -> LimitSolver:
     """The limit solver for `config` on `stream`'s sizes; `key` draws the noise keys.
 
     `refinement` r draws every noise on a grid r times finer than `solver.depth_steps` and sums
-    it, so solves on nested grids from the same key share their Brownian paths."""
+    it, so solves on nested grids from the same key share their Brownian paths. `mesh` splits
+    the particles over devices; `host` keeps their history in host memory."""
     if config.model.block_order != "pre":
         raise ValueError(
             "the NFD limit solver covers pre-activation blocks (model.block_order='pre'); "
@@ -144,6 +183,7 @@ def build_solver(
             dtype=dtype,
             reuse=solver_cfg.backward == "standard",
             refinement=refinement,
+            mesh=mesh,
         )
     else:
         representation = FieldSpace(
@@ -152,6 +192,7 @@ def build_solver(
             grid=grid,
             particles=solver_cfg.particles,
             refinement=refinement,
+            mesh=mesh,
         )
     rates = limit_rates(config, dtype)
     # with control variates, step 0's eval pairs are stored too (`_step._store_eval`)
@@ -178,4 +219,6 @@ def build_solver(
         anchors=anchors,
         kernel_points=grid.point_indices(config.run.kernel_depths),
         dtype=dtype,
+        mesh=mesh,
+        host=host,
     )

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from solvers import particle_gram, sweep
+from solvers import particle_gram, sweep, write_pairs
 
 from ..model import LimitContext
-from ._solver import LimitSolver, LimitState
+from ._solver import LimitSolver, LimitState, constrain_state
 from ._terms import BackwardTerm, ForwardTerm
 
 
@@ -163,14 +163,19 @@ def limit_step(
     }
     entries = block.history_entries(phi, train_path, back_path)
     history, noise = _store(solver, state.history, state.noise, entries, train_white, start)
-    if solver.anchors:
+    if solver.anchors and solver.host is None:
         history, noise = lax.cond(
             k == 0,
-            lambda stored: _store_eval(solver, *stored, path, back_path, white, b),
+            lambda stored: _store_eval(solver, *stored, path, back_path, white, b, b),
             lambda stored: stored,
             (history, noise),
         )
-    new_state = LimitState(
+    elif solver.anchors:  # writes to host memory cannot sit in a vmapped cond: write at
+        # slot b when k = 0 and at the end slot (nothing is written) otherwise
+        nowhere = jnp.where(k == 0, b, solver.stored).astype(jnp.int32)
+        new = _store_eval(solver, history, noise, path, back_path, white, b, nowhere)
+        history, noise = jax.tree.map(lambda a, c: jnp.where(k == 0, a, c), new, (history, noise))
+    new_state = LimitState(  # laid out as the state came in (a mesh: particles split)
         readin=state.readin
         - solver.readin_rate / b * (g_path[0] @ x_batch) / math.sqrt(solver.dim),
         readout=state.readout - solver.readout_rate / b * (readout_feats[:, :b] @ chi),
@@ -179,6 +184,7 @@ def limit_step(
         initial_readout=state.initial_readout,
         initial_features=initial,
     )
+    new_state = constrain_state(new_state, solver.mesh)
     feature_paths = phi(stream)
     outputs = StepOutputs(
         f_train=f[:b],
@@ -194,10 +200,8 @@ def limit_step(
 def _store(solver: LimitSolver, history, noise, entries, white, start):
     """`entries` (steps, particles, pairs) written into the history at slots start..., and the
     representation's noise history extended by them."""
-    zero = jnp.zeros_like(start)
     new_history = {
-        name: lax.dynamic_update_slice(history[name], entries[name], (zero, zero, start))
-        for name in solver.block.stored
+        name: write_pairs(history[name], entries[name], start) for name in solver.block.stored
     }
     new_noise = solver.representation.append(
         noise, history, entries, solver.block.conditioning, white, start, solver.jitter
@@ -205,7 +209,7 @@ def _store(solver: LimitSolver, history, noise, entries, white, start):
     return new_history, new_noise
 
 
-def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b):
+def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b, start):
     """Step 0's eval pairs stored after its minibatch: they teach the model nothing (zero
     loss-gradient paths, so they add no drift), but every later pair is drawn conditionally on
     them, as the network reuses W(0) for them; so an eval input's paths at step k keep the joint
@@ -219,4 +223,4 @@ def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b):
         "forward": None if white is None else {w: a[:, :, b:] for w, a in white.items()},
         "backward": None,
     }
-    return _store(solver, history, noise, entries, eval_white, jnp.asarray(b, jnp.int32))
+    return _store(solver, history, noise, entries, eval_white, jnp.asarray(start, jnp.int32))

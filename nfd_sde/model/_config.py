@@ -24,7 +24,7 @@ from ._readout import READOUTS
 ACTIVATIONS = tuple(_ACTIVATIONS)
 BLOCKS = tuple(_BLOCKS)
 LOSSES = tuple(_LOSSES)
-DATA_SOURCES = ("teacher", "npz", "cifar10")
+DATA_SOURCES = ("teacher", "npz", "cifar10", "digits")
 TEACHERS = ("linear", "tanh")
 BACKWARDS = ("standard", "decoupled")
 REPRESENTATIONS = ("auto", *_REPRESENTATIONS)
@@ -40,6 +40,8 @@ class DataConfig:
     fixed random teacher (`linear` or a one-hidden-layer `tanh` network), regenerated from `seed`.
     `npz`: an explicit stream (`x_train` (K,B,d), `y_train` (K,B) or (K,B,C), `x_eval` (P,d),
     `y_eval`). `cifar10`: a local `cifar-10-batches-py` directory, flattened and standardised.
+    `digits`: scikit-learn's bundled 8x8 handwritten digits (d = 64, 10 classes, one-hot),
+    standardised and split into training and held-out images by `seed`.
     """
 
     source: str = "teacher"
@@ -140,7 +142,10 @@ class SolverConfig:
     spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
-    outputs, noise representation, driver."""
+    outputs, noise representation, driver; `devices` over which the particles are split
+    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use
+    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`;
+    "auto": 75% of the memory the device reports, such as a GPU's, else 8 GB)."""
 
     particles: int = 2048
     depth_steps: int = 16
@@ -151,10 +156,19 @@ class SolverConfig:
     backward: str = "decoupled"
     driver: str = "diffrax"
     jitter: float = 1e-6
-    memory_limit_gb: float = 8.0
+    memory_limit_gb: float | str = "auto"
+    devices: int | str = "all"
 
     def __post_init__(self):
         check.positive_int("solver", "particles", self.particles)
+        devices = self.devices
+        if devices != "all" and (
+            isinstance(devices, bool) or not isinstance(devices, int) or devices < 1
+        ):
+            raise ValueError(
+                f'solver.devices={devices!r}: must be "all" (every visible device) or an '
+                "integer >= 1 (the first that many devices of jax.devices())"
+            )
         check.positive_int("solver", "depth_steps", self.depth_steps)
         check.positive_int("solver", "groups", self.groups)
         check.positive_int("solver", "levels", self.levels)
@@ -169,7 +183,13 @@ class SolverConfig:
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)
-        check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
+        if isinstance(self.memory_limit_gb, str) and self.memory_limit_gb != "auto":
+            raise ValueError(
+                f'solver.memory_limit_gb={self.memory_limit_gb!r}: must be "auto" (75% of what '
+                "the device reports, else 8 GB) or a number of GB >= 0"
+            )
+        if self.memory_limit_gb != "auto":
+            check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
         if self.backward == "standard" and self.representation == "field":
             raise ValueError(
                 "solver.backward='standard' needs the weight-space representation (the field-"

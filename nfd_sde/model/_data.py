@@ -11,6 +11,7 @@ import numpy as np
 
 from ._cifar import CIFAR_CLASSES, CIFAR_TEST_FILE, read_cifar10
 from ._config import Config
+from ._digits import digits_stream_arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +58,23 @@ def load_stream(config: Config) -> DataStream:
         stream = teacher_stream(config)
     elif source == "npz":
         stream = npz_stream(config.data.path, config)
+    elif source == "digits":
+        stream = digits_stream(config)
     else:
         stream = cifar10_stream(config.data.path, config)
     _check_consistent(stream, config)
     return stream
+
+
+def digits_stream(config: Config) -> DataStream:
+    """scikit-learn's handwritten digits (`nfd_sde.model._digits`)."""
+    x_train, y_train, x_eval, y_eval, origin = digits_stream_arrays(
+        steps=config.training.steps,
+        batch=config.training.batch,
+        eval_size=config.data.eval_size,
+        seed=config.data.seed,
+    )
+    return DataStream(x_train, y_train, x_eval, y_eval, origin=origin)
 
 
 def teacher_stream(config: Config) -> DataStream:

@@ -27,6 +27,32 @@ Derivations (linear algebra of independent Gaussian matrices, n -> infinity):
                f^1 - f^0 -> eta y beta^2 sum_l r^{l-1} / L
                           = eta y (r^L - 1)                       -> eta y (e^{beta^2} - 1)
   (for beta = 1: e and e - 1, the spec's values).
+* Second step, backward conditioning (`second_step_gradient_moment`). Decoupled, linear phi and
+  readout, U and v frozen, beta = 1, MSE; step 0 trains on x_0, step 1 on x_1 with
+  <x_0, x_1> = 0 and |x|^2/d = 1 (a minibatch of B copies of one input is the same problem).
+  Write r = 1 + 1/L, dt = 1/L, and chi_0, chi_1 for the two steps' loss derivatives (as n ->
+  infinity chi_0 = -y_0 and chi_1 = -y_1: H^1_0(x_1) is independent of step 0, and the learning
+  drift of step 1's forward pass is proportional to Phi^{01} = E[H^0 H^1] = 0 at every depth, so
+  f^1(x_1) = 0). Step 0's backward path is G^0_m = chi_0 Gamma_m with Gamma_L = V and
+  Gamma_m = Gamma_{m+1} + sqrt(dt) Z~_m(Gamma_{m+1}), E[Gamma_m^2] = r^{L-m}, all independent of
+  the forward path H^0. Step 1's backward path is
+      G^1_m = G^1_{m+1} + sqrt(dt) Z~_m(G^1_{m+1}) - eta dt H^0_m Gam^{01}_{m+1},  G^1_L = chi_1 V.
+  The initial backward weights' product Z~_m is linear in its input and, conditioned on the
+  stored history, reproduces Z~_m(Gamma_{m+1}) on the part of G^1 along Gamma, so
+  G^1 = chi_1 Gamma + P with P_L = 0,
+      P_m = P_{m+1} + sqrt(dt) Z~_m(P_{m+1}) - eta dt gamma_m H^0_m,   E[Gamma P] = 0,
+  and gamma_m = Gam^{01}_{m+1} = chi_0 chi_1 r^{L-m-1}. With E[H^0_m H^0_j] = r^{min(m, j)} and
+  E[H^0_m P_{m+1}] = -eta chi_0 chi_1 (r^{L-1} - r^m), summing the variance recursion
+  E[P_m^2] = r E[P_{m+1}^2] + eta^2 dt^2 gamma_m^2 r^m - 2 eta dt gamma_m E[H^0_m P_{m+1}] gives
+      E[(G^1_m)^2] = chi_1^2 r^{L-m}
+                     + eta^2 chi_0^2 chi_1^2 r^{L-m-1} ((1 - t_m)(2 + dt) r^{L-1} - 2 (r^L - r^m))
+      -> chi_1^2 e^{1-t} + 2 eta^2 chi_0^2 chi_1^2 (e - t e^{2-t})          (L -> infinity).
+  Backward noise drawn without conditioning on the stored history (a wrong system) keeps only
+  the shared V in Gam^{01}: gamma_m = chi_0 chi_1, and the second term becomes
+  eta^2 chi_0^2 chi_1^2 dt^2 sum_{j >= m} r^{2j - m} (1 + 2 (L - 1 - j))
+      -> eta^2 chi_0^2 chi_1^2 ((e^{2-t} - e^t)/2 - (1 - t) e^t)
+  (at t = 0: 2e = 5.44 against (e^2 - 3)/2 = 2.19). Both agree with `linear_reference` to
+  round-off (tests/test_backward_conditioning.py).
 * Two-layer blocks, one SGD step: the first internal layer's feature change
   Delta u_l = Delta W_{l,1} phi(h_{l-1}) / sqrt(n) carries the branch factor 1/sqrt(L) once and
   the learning-rate correction L^c, so it scales like L^{c - 1/2}.
@@ -95,6 +121,39 @@ def first_step_change(
     if backward == "decoupled":
         return eta * y * decoupled
     raise ValueError(f"backward={backward!r}; choose 'standard' or 'decoupled'")
+
+
+def second_step_gradient_moment(
+    t: float | np.ndarray,
+    *,
+    eta: float,
+    chi0: float,
+    chi1: float,
+    depth: int | None = None,
+    conditioned_backward: bool = True,
+) -> np.ndarray:
+    """E[(G^1_t)^2] of the second-step backward-conditioning problem (module docstring): the
+    gradient kernel of step 1 at depth time t, given the two steps' loss derivatives chi0, chi1.
+    `conditioned_backward=False` gives the value of the wrong system whose backward noise ignores
+    the stored history. At depth L, `t` should be a multiple of 1/L."""
+    t = np.asarray(t, dtype=float)
+    c2 = (eta * chi0 * chi1) ** 2
+    if depth is None:
+        base = chi1**2 * np.exp(1.0 - t)
+        if conditioned_backward:
+            return base + 2.0 * c2 * (math.e - t * np.exp(2.0 - t))
+        return base + c2 * ((np.exp(2.0 - t) - np.exp(t)) / 2.0 - (1.0 - t) * np.exp(t))
+    dt, r = 1.0 / depth, 1.0 + 1.0 / depth
+    m = np.rint(t * depth)
+    base = chi1**2 * r ** (depth - m)
+    if conditioned_backward:
+        gain = (1.0 - m * dt) * (2.0 + dt) * r ** (depth - 1) - 2.0 * (r**depth - r**m)
+        return base + c2 * r ** (depth - m - 1) * gain
+    j = np.arange(depth)
+    terms = r ** (2 * j) * (1.0 + 2.0 * (depth - 1 - j))
+    tails = np.cumsum(terms[::-1])[::-1]  # sum over j >= m
+    tail = np.where(m < depth, tails[np.minimum(m, depth - 1).astype(int)], 0.0)
+    return base + c2 * dt**2 * r ** (-m) * tail
 
 
 def first_layer_change_exponent(first_layer_exponent: float) -> float:

@@ -5,6 +5,7 @@ move no number (a refactor) is checked against the numbers of the code before it
     .venv/bin/python tests/golden/make_golden.py      # rewrite only when a number is meant to move
 """
 
+import tempfile
 from pathlib import Path
 
 import jax
@@ -75,27 +76,38 @@ def compute() -> dict[str, np.ndarray]:
         result = nfd_sde.train_finite(config, nfd_sde.load_stream(config), key=jax.random.key(8))
         out |= arrays(result, name)
     config = nfd_sde.load_config(None, BASE)
-    data = nfd_sde.run_compare(
-        config,
-        nfd_sde.load_stream(config),
-        **COMPARE,
-        key=jax.random.key(9),
-    )
-    out |= compare_arrays(data)
+    with tempfile.TemporaryDirectory() as runs:
+        data = nfd_sde.run_compare(
+            config,
+            nfd_sde.load_stream(config),
+            **COMPARE,
+            key=jax.random.key(9),
+            out_dir=runs,
+        )
+        out |= compare_arrays(data, nfd_sde.experiments.read_compare_runs(runs))
     return out
 
 
+# The golden numbers were written by the first design of `compare` (one limit on M = 4 steps for
+# every depth, `train_finite` per seed, no common noise, no antithetic pairs); these options
+# reproduce that computation.
 COMPARE = dict(widths=[8, 16], depths=[2, 4], seeds=2, particles=64, depth_steps=4, limit_seeds=2)
+COMPARE |= dict(common_noise=False, antithetic=False, vmap_seeds=False)
 
 
-def compare_arrays(data) -> dict[str, np.ndarray]:
-    out = {"compare/limit_f_eval": np.asarray(data["limit"]["f_eval"])}
-    for i, seed in enumerate(data["limit"]["seeds"]):
-        out[f"compare/limit_seed{i}_f_eval"] = np.asarray(seed["f_eval"])
-    for run in sorted(data["runs"], key=lambda r: (r["mode"], r["width"], r["depth"], r["seed"])):
-        tag = f"compare/{run['mode']}_n{run['width']}_L{run['depth']}_s{run['seed']}"
-        out[f"{tag}/f_eval"] = np.asarray(run["f_eval"])
-        out[f"{tag}/f_train"] = np.asarray(run["f_train"])
+def compare_arrays(data, runs) -> dict[str, np.ndarray]:
+    (limit,) = data["limits"]
+    out = {"compare/limit_f_eval": np.asarray(limit["f_eval"])}
+    for i, f_eval in enumerate(limit["solve_f_eval"]):
+        out[f"compare/limit_seed{i}_f_eval"] = np.asarray(f_eval)
+    for mode in ("decoupled", "standard"):
+        for width in COMPARE["widths"]:
+            for depth in COMPARE["depths"]:
+                for seed in range(COMPARE["seeds"]):
+                    run = runs[f"{mode}_n{width}_L{depth}_seed{seed}"]
+                    tag = f"compare/{mode}_n{width}_L{depth}_s{seed}"
+                    out[f"{tag}/f_eval"] = np.asarray(run["f_eval"][0])
+                    out[f"{tag}/f_train"] = np.asarray(run["f_train"][0])
     return out
 
 

@@ -1,0 +1,25 @@
+#!/bin/sh
+# The one device call of issue 11 (benchmarks/README.md, "On a GPU"): the particles benchmark on
+# an NVIDIA GPU, N = 2^14 .. 2^20 at K*B = 128, M = 16, field space, on every device JAX sees;
+# streamed against resident at N = 2^18. From the repository root on the device machine:
+#     sh benchmarks/gpu_run.sh           (writes to $OUT, or benchmarks/results/)
+#     QUICK=1 PYTHON=.venv/bin/python sh benchmarks/gpu_run.sh    (tiny sizes, any machine)
+# It uses the JAX, Equinox, Diffrax and Optax installed there (no network needed); where pip
+# reaches PyPI, `pip install -e '.[cuda]'` installs the CUDA build of JAX instead.
+set -eu
+python="${PYTHON:-python3}"
+out="${OUT:-benchmarks/results}"
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.95
+"$python" -c "import jax, equinox, diffrax, optax; print('jax', jax.__version__, jax.devices())"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+fi
+if [ -n "${QUICK:-}" ]; then
+    sizes="--quick"
+else
+    sizes="--log2n 14,16,18,20 --devices-log2n 20 --streamed-log2n 18"
+fi
+# shellcheck disable=SC2086
+"$python" benchmarks/particles.py $sizes --out "$out" 2>&1 | tee "$out/particles.log"

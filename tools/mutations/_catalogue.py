@@ -1,0 +1,233 @@
+"""The named mutations and the tests meant to catch each one.
+
+Each mutation is one exact snippet of one file and its replacement; the runner refuses (reports
+"stale") a snippet that no longer occurs exactly once. Test lists run in order with `-x`, so
+put the cheapest decisive test first. Groups:
+
+* field space only (the noise representation of spec section 4 that weight space does not share);
+* shared by both representations (block increments, scales, profiles, the SGD step of the limit);
+* the limit made a few percent wrong everywhere;
+* the transfer sweep's divergence rule.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    find: str
+    replace: str
+    tests: tuple[str, ...]
+    description: str
+
+
+REPLAY = "tests/test_field_space_replay.py"
+FIELD_SPACE = "tests/test_limit_field_space.py"
+CONDITIONING = "tests/test_backward_conditioning.py"
+FIELD_VS_WEIGHT = "tests/test_field_vs_weight.py"
+IDENTITY = "tests/test_limit_vs_finite.py::test_weight_space_with_network_weights_is_the_network"
+IDENTITY_OPTIONS = (
+    "tests/test_limit_vs_finite.py::test_weight_space_matches_the_network_across_options"
+)
+FIRST_STEP = "tests/test_limit_solver.py::test_first_step_decoupled_is_eta_e_minus_one"
+TRANSFER = "tests/test_transfer_divergence.py"
+
+# The tests that compare field space with something other than the code itself, cheapest first.
+FIELD_TESTS = (REPLAY, FIELD_SPACE, CONDITIONING, FIELD_VS_WEIGHT)
+# Tests that do not read the field-space code (closed forms in weight space, the network
+# identity): what catches an error both representations share, besides the field tests.
+SHARED_TESTS = (IDENTITY, FIELD_SPACE, FIRST_STEP, REPLAY)
+
+CATALOGUE = (
+    # ------------------------------------------------------------------ field space only
+    Mutation(
+        "field-noise-variance-x1.05",
+        "solvers/_gaussian_products.py",
+        "return self.stored_white[m] @ rows.T + self.new_white[m] @ block.T",
+        "return (self.stored_white[m] @ rows.T + self.new_white[m] @ block.T) * 1.05**0.5",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "every field-space product's variance 5% too large",
+    ),
+    Mutation(
+        "backward-noise-unconditioned",
+        "solvers/_representations.py",
+        "stored_inputs=history[conditioning[w][side]],",
+        "stored_inputs=history[conditioning[w][side]] * (side == 0),",
+        (CONDITIONING, FIELD_SPACE, FIELD_VS_WEIGHT),
+        "backward noise drawn without conditioning on the stored history",
+    ),
+    Mutation(
+        "forward-noise-unconditioned",
+        "solvers/_representations.py",
+        "stored_inputs=history[conditioning[w][side]],",
+        "stored_inputs=history[conditioning[w][side]] * (side == 1),",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "forward noise drawn without conditioning on the stored history",
+    ),
+    Mutation(
+        "new-pairs-conditionally-independent",
+        "solvers/_gaussian_products.py",
+        "            particle_gram(inputs, inputs),\n",
+        "            jnp.diag(jnp.diag(particle_gram(inputs, inputs))),\n",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "a step's new pairs (minibatch and eval inputs) independent of each other given the "
+        "history",
+    ),
+    Mutation(
+        "stored-white-of-the-eval-pairs",
+        "solvers/_representations.py",
+        "white[:, :, :pairs], (zero, zero, start)",
+        "white[:, :, -pairs:], (zero, zero, start)",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "the history stores the last pairs' increments (eval inputs) instead of the minibatch's",
+    ),
+    Mutation(
+        "factor-solve-upper-triangular",
+        "solvers/_conditional_gaussian.py",
+        "rows = jsl.solve_triangular(chol_old, cross.T, lower=True).T",
+        "rows = jsl.solve_triangular(chol_old.T, cross.T, lower=False).T",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "conditional rows solved with the transposed factor (L^T instead of L)",
+    ),
+    Mutation(
+        "schur-complement-sign",
+        "solvers/_conditional_gaussian.py",
+        "joint - rows @ rows.T",
+        "joint + rows @ rows.T",
+        (FIELD_SPACE, FIELD_VS_WEIGHT),
+        "the new pairs' own variance is joint + rows rows^T instead of the Schur complement",
+    ),
+    # ------------------------------------------------------ shared by both representations
+    Mutation(
+        "forward-drift-sign",
+        "nfd_sde/model/_one_layer.py",
+        'drift = -ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)',
+        'drift = ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)',
+        SHARED_TESTS,
+        "the forward learning drift with the wrong sign",
+    ),
+    Mutation(
+        "backward-drift-sign",
+        "nfd_sde/model/_one_layer.py",
+        'drift = ctx.coefficients.drift[m] * multiplier * (ctx.history["features"][m] @ kernel)',
+        'drift = -ctx.coefficients.drift[m] * multiplier * (ctx.history["features"][m] @ kernel)',
+        SHARED_TESTS,
+        "the backward learning drift with the wrong sign",
+    ),
+    Mutation(
+        "limit-noise-scale-dt",
+        "nfd_sde/model/_one_layer.py",
+        'noise = ctx.coefficients.beta[m] * signed_root(dt) * ctx.forward["W"](m, a)',
+        'noise = ctx.coefficients.beta[m] * dt * ctx.forward["W"](m, a)',
+        SHARED_TESTS,
+        "forward noise scaled by dt instead of sqrt(dt) (a dropped 1/sqrt(L) in the limit)",
+    ),
+    Mutation(
+        "finite-branch-dropped-sqrt-L",
+        "nfd_sde/model/_scales.py",
+        "return config.model.beta_profile(layer_times(depth)) / math.sqrt(depth)",
+        "return config.model.beta_profile(layer_times(depth)) / depth**0.5 * depth**0.05",
+        (IDENTITY,),
+        "the finite network's branch multiplier off by L^0.05",
+    ),
+    Mutation(
+        "backward-multiplier-at-m+1",
+        "nfd_sde/model/_one_layer.py",
+        "multiplier = ctx.phi.derivative(forward[m])",
+        "multiplier = ctx.phi.derivative(forward[m + 1])",
+        (IDENTITY, REPLAY),
+        "phi'(H_{m+1}) instead of phi'(H_m) in the backward step (index placement)",
+    ),
+    Mutation(
+        "stored-grads-at-m",
+        "nfd_sde/model/_one_layer.py",
+        '"grads": backward[1:]',
+        '"grads": backward[:-1]',
+        SHARED_TESTS,
+        "the history stores G_m instead of G_{m+1} (index placement)",
+    ),
+    Mutation(
+        "profiles-read-at-t_m+1",
+        "nfd_sde/model/_scales.py",
+        "    t = DepthGrid(steps).step_times\n",
+        "    t = DepthGrid(steps).times[1:]\n",
+        (FIELD_SPACE, IDENTITY_OPTIONS),
+        "the limit reads beta(t) and eta_lr(t) at the end of each step",
+    ),
+    Mutation(
+        "readin-update-sign",
+        "nfd_sde/limit/_step.py",
+        "readin=state.readin\n        - solver.readin_rate",
+        "readin=state.readin\n        + solver.readin_rate",
+        SHARED_TESTS,
+        "the limit's U update with the wrong sign",
+    ),
+    Mutation(
+        "backward-noise-x1.05",
+        "nfd_sde/model/_one_layer.py",
+        'noise = ctx.coefficients.beta[m] * multiplier * ctx.backward["W"](m, g)',
+        'noise = 1.05 * ctx.coefficients.beta[m] * multiplier * ctx.backward["W"](m, g)',
+        SHARED_TESTS,
+        "backward noise 5% too large in both representations",
+    ),
+    Mutation(
+        "mse-derivative-sign",
+        "nfd_sde/model/_losses.py",
+        "        return f - y\n",
+        "        return y - f\n",
+        (FIRST_STEP, IDENTITY, FIELD_SPACE),
+        "chi = y - f: shared by the finite network and the limit (and the linear reference)",
+    ),
+    Mutation(
+        "weight-space-matrix-scale",
+        "solvers/_gaussian_products.py",
+        "return omega @ inputs / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)",
+        "return omega @ inputs / jnp.sqrt(inputs.shape[0] - 1.0).astype(inputs.dtype)",
+        (FIELD_VS_WEIGHT, IDENTITY),
+        "weight-space products divided by sqrt(N - 1) (variance N / (N - 1), 3% at N = 32)",
+    ),
+    # --------------------------------------------------- the limit a few percent wrong
+    Mutation(
+        "limit-outputs-x1.05",
+        "nfd_sde/limit/_step.py",
+        "return particle_gram(feats, state.readout) / solver.gamma0, feats",
+        "return 1.05 * particle_gram(feats, state.readout) / solver.gamma0, feats",
+        SHARED_TESTS,
+        "every limit output 5% too large",
+    ),
+    Mutation(
+        "limit-forward-drift-x1.1",
+        "nfd_sde/model/_one_layer.py",
+        'drift = -ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)',
+        'drift = -1.1 * ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)',
+        SHARED_TESTS,
+        "the forward learning drift 10% too strong",
+    ),
+    Mutation(
+        "limit-readout-rate-x1.2",
+        "nfd_sde/limit/_step.py",
+        "readout=state.readout - solver.readout_rate",
+        "readout=state.readout - 1.2 * solver.readout_rate",
+        SHARED_TESTS,
+        "the limit's readout learning rate 20% too large",
+    ),
+    # ------------------------------------------------------------------------ transfer
+    Mutation(
+        "transfer-ignores-eval-loss",
+        "nfd_sde/experiments/_transfer.py",
+        "diverged = not finite or max(final_train, final_eval) > factor * initial",
+        "diverged = not finite or final_train > factor * initial",
+        (TRANSFER,),
+        "divergence judged on the final train loss only",
+    ),
+    Mutation(
+        "transfer-reference-first-minibatch",
+        "nfd_sde/experiments/_transfer.py",
+        "initial = float(curves.loss_eval[0])",
+        "initial = float(curves.loss_train[0])",
+        (TRANSFER,),
+        "divergence measured against the first minibatch loss instead of the initial eval loss",
+    ),
+)
