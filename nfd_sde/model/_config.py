@@ -161,14 +161,7 @@ class SolverConfig:
 
     def __post_init__(self):
         check.positive_int("solver", "particles", self.particles)
-        devices = self.devices
-        if devices != "all" and (
-            isinstance(devices, bool) or not isinstance(devices, int) or devices < 1
-        ):
-            raise ValueError(
-                f'solver.devices={devices!r}: must be "all" (every visible device) or an '
-                "integer >= 1 (the first that many devices of jax.devices())"
-            )
+        check.devices("solver", "devices", self.devices)
         check.positive_int("solver", "depth_steps", self.depth_steps)
         check.positive_int("solver", "groups", self.groups)
         check.positive_int("solver", "levels", self.levels)
@@ -183,13 +176,7 @@ class SolverConfig:
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)
-        if isinstance(self.memory_limit_gb, str) and self.memory_limit_gb != "auto":
-            raise ValueError(
-                f'solver.memory_limit_gb={self.memory_limit_gb!r}: must be "auto" (75% of what '
-                "the device reports, else 8 GB) or a number of GB >= 0"
-            )
-        if self.memory_limit_gb != "auto":
-            check.finite("solver", "memory_limit_gb", self.memory_limit_gb, minimum=0.0)
+        check.memory_limit("solver", "memory_limit_gb", self.memory_limit_gb)
         if self.backward == "standard" and self.representation == "field":
             raise ValueError(
                 "solver.backward='standard' needs the weight-space representation (the field-"

@@ -43,3 +43,22 @@ def finite(section: str, field: str, value: Any, *, minimum: float | None = None
 def boolean(section: str, field: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{section}.{field}={value!r}: must be true or false")
+
+
+def devices(section: str, field: str, value: Any) -> None:
+    if value != "all" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f'{section}.{field}={value!r}: must be "all" (every visible device) or an '
+            "integer >= 1 (the first that many devices of jax.devices())"
+        )
+
+
+def memory_limit(section: str, field: str, value: Any) -> None:
+    if value == "auto":
+        return
+    if isinstance(value, str):
+        raise ValueError(
+            f'{section}.{field}={value!r}: must be "auto" (75% of what the device reports, '
+            "else 8 GB) or a number of GB >= 0"
+        )
+    finite(section, field, value, minimum=0.0)
