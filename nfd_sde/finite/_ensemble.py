@@ -28,10 +28,17 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from solvers import DepthGrid, shard_leading_axis
 
-from ..model import AbstractLoss, Config, DataStream, Result, loss_of, run_meta, to_dict
+from ..model import AbstractLoss, Config, DataStream, Result, loss_of, run_meta
 from ._optim import mup_multipliers
 from ._resnet import ResNet
-from ._trainer import AbstractRecorder, EvalKernels, EvalLoss, LossCurves, train_scan
+from ._trainer import (
+    AbstractRecorder,
+    EvalKernels,
+    EvalLoss,
+    LossCurves,
+    records_result,
+    train_scan,
+)
 from ._training import make_network
 
 MEMORY_BYTES = 2**29  # the default chunk keeps the members' weights and gradients near 512 MiB
@@ -148,35 +155,20 @@ def _train(config, stream, keys, refinement, antithetic, chunk) -> Result:
         members = used * (2 if antithetic else 1)
         parts.append(jax.tree.map(lambda a, m=members: a[:m], out))
     steps, evals = jax.tree.map(lambda *a: np.concatenate(a), *parts)
-    network = config.network
-    return Result(
-        f_train=steps.outputs,
-        f_eval=evals.outputs,
-        loss_train=steps.loss,
-        loss_eval=evals.loss,
-        kernels={
-            "t": list(config.run.kernel_depths),
-            "layers": list(layers),
-            "feature_eval": evals.feature_kernel,
-            "feature_train": steps.feature_kernel,
-            "grad_train": steps.grad_kernel,
-        },
-        config=to_dict(config),
-        producer={
-            "kind": "finite_ensemble",
-            "width": network.width,
-            "depth": network.depth,
-            "backward": network.backward,
-            "block": config.model.block,
-            "block_order": config.model.block_order,
-            "dtype": str(np.dtype(dtype)),
-            "seeds": seeds,
-            "members": seeds * (2 if antithetic else 1),
-            "antithetic": antithetic,
-            "depth_refinement": refinement,
-            "chunk": chunk,
-        },
-        meta=run_meta(config, wall_time=time.perf_counter() - start, compile_time_s=compile_time),
+    meta = run_meta(config, wall_time=time.perf_counter() - start, compile_time_s=compile_time)
+    return records_result(
+        config,
+        steps,
+        evals,
+        layers,
+        dtype,
+        meta=meta,
+        kind="finite_ensemble",
+        seeds=seeds,
+        members=seeds * (2 if antithetic else 1),
+        antithetic=antithetic,
+        depth_refinement=refinement,
+        chunk=chunk,
     )
 
 

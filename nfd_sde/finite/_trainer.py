@@ -212,6 +212,13 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
     evals = _stack(evals)
     wall_time = time.perf_counter() - start
 
+    meta = run_meta(config, wall_time=wall_time, compile_time_s=compile_time, data=stream.origin)
+    return records_result(config, steps, evals, layers, dtype, meta=meta, kind="finite")
+
+
+def records_result(config, steps, evals, layers, dtype, *, meta, kind, **producer) -> Result:
+    """The `Result` of a finite run's step and eval records (single runs and ensembles alike);
+    `producer` adds to the producer's record."""
     network = config.network
     return Result(
         f_train=steps.outputs,
@@ -227,13 +234,14 @@ def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: b
         },
         config=to_dict(config),
         producer={
-            "kind": "finite",
+            "kind": kind,
             "width": network.width,
             "depth": network.depth,
             "backward": network.backward,
             "block": config.model.block,
             "block_order": config.model.block_order,
             "dtype": str(np.dtype(dtype)),
+            **producer,
         },
-        meta=run_meta(config, wall_time=wall_time, compile_time_s=compile_time, data=stream.origin),
+        meta=meta,
     )
