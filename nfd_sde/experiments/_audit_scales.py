@@ -35,6 +35,7 @@ class CollapseSizes:
     widths: tuple[int, ...]
     seeds: int
     particles: int
+    exponents: tuple[float, ...] = (0.0, 0.5)
     groups: int = 4
 
 
@@ -100,11 +101,13 @@ FAST = AuditScale(
         widths=(8, 16), depths=(2, 4, 8), seeds=128, particles=2048, limit_seeds=2, steps=4
     ),
     two_layer_compare=None,
-    collapse=CollapseSizes(depths=(2, 4, 8), widths=(32,), seeds=2, particles=256),
+    collapse=CollapseSizes(
+        depths=(2, 4, 8), widths=(32,), seeds=2, particles=512, exponents=(0.0,)
+    ),
     transfer=TransferSizes(
         depths=(2, 4),
         width=16,
-        log2_lrs=(-2.0, 0.0, 2.0),
+        log2_lrs=(0.0, 2.0, 4.0),
         exponents=(0.0, 0.5),
         seeds=2,
         steps=10,
