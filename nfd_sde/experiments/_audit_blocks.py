@@ -100,7 +100,9 @@ class CollapseClaim(AbstractClaim):
                         label=f"limit M = L, c = {entry['c']:g} (95%)")  # fmt: skip
             k += 1
             for w, values in entry["finite"].items():
-                ax.plot(depths, values, "s--", color=colours[k], label=f"n = {w}, c = {entry['c']:g}")
+                ax.plot(
+                    depths, values, "s--", color=colours[k], label=f"n = {w}, c = {entry['c']:g}"
+                )
                 k += 1
             ref = entry["limit"][0] * (depths / depths[0]) ** (entry["c"] - 0.5)
             ax.plot(depths, ref, ":", color="grey", label=f"expected L^{entry['c'] - 0.5:g}")

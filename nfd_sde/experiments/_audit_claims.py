@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, final
 
-import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 from matplotlib.figure import Figure
@@ -159,7 +158,9 @@ class KernelClaim(AbstractClaim):
             limit, sd = np.asarray(r["limit"], float), np.asarray(r["sd"], float)
             dense = np.asarray(r["dense"], float)
             for (i, j), colour in zip(((0, 0), (0, 1), (1, 1)), palette(3)):
-                ax.plot(r["dense_t"], dense[:, i, j], "-", color=colour, label=f"closed form ({i},{j})")
+                ax.plot(
+                    r["dense_t"], dense[:, i, j], "-", color=colour, label=f"closed form ({i},{j})"
+                )
                 ax.errorbar(r["t"], limit[:, i, j], yerr=1.96 * sd[:, i, j], fmt="o", color=colour,
                             capsize=3, label=f"NFD limit ({i},{j}), 95%")  # fmt: skip
             ax.set(title=f"{r['activation']}: feature kernel at init", xlabel="depth time t",

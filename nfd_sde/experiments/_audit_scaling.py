@@ -108,9 +108,9 @@ class ScalingClaim(AbstractClaim):
         for ax, outer, inner, what in ((width_ax, data["depths"], data["widths"], "n"),
                                        (depth_ax, data["widths"], data["depths"], "L")):  # fmt: skip
             for o, colour in zip(outer, palette(len(outer))):
-                key = (lambda i: (i, o)) if what == "n" else (lambda i: (o, i))
-                mean = [cells[key(i)]["mean"] for i in inner]
-                err = [1.96 * (cells[key(i)]["stderr"] or 0.0) for i in inner]
+                row = [cells[(i, o) if what == "n" else (o, i)] for i in inner]
+                mean = [c["mean"] for c in row]
+                err = [1.96 * (c["stderr"] or 0.0) for c in row]
                 other = "L" if what == "n" else "n"
                 ax.errorbar(inner, [np.nan if m is None else m for m in mean], yerr=err, fmt="o-",
                             color=colour, capsize=3, label=f"{other} = {o}")  # fmt: skip
