@@ -12,6 +12,7 @@ directory is refused unless `overwrite`, which discards its claims and work and 
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import time
@@ -88,8 +89,10 @@ def run_audit(
     out = Path(out_dir)
     check_out_dir(out)
     config, data_config = audit_configs(data, data_path, seed=seed)
-    _prepare(out, {"scale": scale.name, "data": data, "data_path": None if data_path is None
-                   else str(data_path), "seed": seed}, overwrite=overwrite)  # fmt: skip
+    sizes = {k: v for k, v in dataclasses.asdict(scale).items() if k != "planned_s"}
+    manifest = {"scale": scale.name, "sizes": sizes, "data": data, "seed": seed,
+                "data_path": None if data_path is None else str(data_path)}  # fmt: skip
+    _prepare(out, json.loads(json.dumps(manifest)), overwrite=overwrite)
     todo = [c for c in chosen if not (out / "claims" / f"{c.name}.json").is_file()]
     planned = scale.planned_total(c.name for c in todo)
     print(f"audit at scale {scale.name!r}: {len(chosen) - len(todo)} claim(s) cached, "
@@ -101,8 +104,9 @@ def run_audit(
     for claim in bar:
         bar.set_postfix_str(claim.name)
         path = out / "claims" / f"{claim.name}.json"
-        if path.is_file():
-            records.append(read_json(path))
+        if path.is_file():  # the verdict is re-derived, so a corrected rule reaches old data
+            record = read_json(path)
+            records.append(record | {"verdict": claim.verdict(record["data"])})
             continue
         computed.append(claim.name)
         records.append(_measure(claim, context, path))
@@ -149,13 +153,19 @@ def _prepare(out: Path, manifest: dict[str, Any], *, overwrite: bool) -> None:
             stored = None
         if stored != manifest:
             raise ValueError(
-                f"{str(out)!r} holds an audit of {stored}; pass --overwrite to discard it or "
-                "choose another --out"
+                f"{str(out)!r} holds an audit of another scale, sizes, data or seed "
+                f"({_describe(stored)}); pass --overwrite to discard it or choose another --out"
             )
     if overwrite:
         for folder in ("claims", "work", "figures"):
             shutil.rmtree(out / folder, ignore_errors=True)
     write_json(path, manifest)
+
+
+def _describe(manifest) -> str:
+    if not isinstance(manifest, dict):
+        return "unreadable audit.json"
+    return ", ".join(f"{k} {manifest.get(k)}" for k in ("scale", "data", "seed"))
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,16 @@ from solvers import fit_loglog
 
 from ..model import load_stream
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
-from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, RATE_RULE, combine, rate_verdict, verdict
+from ._audit_verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    RATE_RULE,
+    combine,
+    rate_verdict,
+    size_axis,
+    verdict,
+)
 from ._collapse_limit import collapse_against_limit
 from ._norms import feature_norms
 from ._plots import new_figure, palette
@@ -106,7 +115,8 @@ class CollapseClaim(AbstractClaim):
                 k += 1
             ref = entry["limit"][0] * (depths / depths[0]) ** (entry["c"] - 0.5)
             ax.plot(depths, ref, ":", color="grey", label=f"expected L^{entry['c'] - 0.5:g}")
-        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="rms_l Delta u_l",
+        size_axis(ax, data["depths"])
+        ax.set(yscale="log", xlabel="depth L", ylabel="rms_l Delta u_l",
                title="first-layer change after one SGD step")  # fmt: skip
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="x-small")

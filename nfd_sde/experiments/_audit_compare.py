@@ -11,7 +11,16 @@ from matplotlib.figure import Figure
 
 from ..model import load_stream
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
-from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, RATE_RULE, combine, rate_verdict, verdict
+from ._audit_verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    RATE_RULE,
+    combine,
+    rate_verdict,
+    size_axis,
+    verdict,
+)
 from ._compare import run_compare
 from ._plots import new_figure, palette
 
@@ -99,7 +108,8 @@ class ConvergenceClaim(AbstractClaim):
             x = np.asarray(sizes, float)
             ref = np.nanmax([line.get_ydata()[0] for line in ax.get_lines()] or [1.0])
             ax.plot(x, ref * x[0] / x, "k:", label=f"expected 1/{what}")
-            ax.set(xscale="log", yscale="log", xlabel=what)
+            ax.set(yscale="log", xlabel=what)
+            size_axis(ax, sizes)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize="x-small")
         bias_ax.set(title="decoupled bias |E f_n - f_NFD| / |f_NFD| (95%)", ylabel="relative")
@@ -157,7 +167,9 @@ class GapClaim(AbstractClaim):
             ax.errorbar(run["grid"]["depths"], values, yerr=[values - low, high - values],
                         fmt="o-", color=colour, capsize=3,
                         label=f"{run['block']}, n -> infinity (95%)")  # fmt: skip
-        ax.set(xscale="log", xlabel="depth L", ylabel="|E(f_std - f_dec)| / |f_NFD|",
+        depths = sorted({d for run in data["runs"] if "grid" in run for d in run["grid"]["depths"]})
+        size_axis(ax, depths)
+        ax.set(xlabel="depth L", ylabel="|E(f_std - f_dec)| / |f_NFD|",
                title="standard-decoupled gap at infinite width")  # fmt: skip
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="x-small")

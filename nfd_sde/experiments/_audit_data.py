@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
-from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, verdict
+from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, short_origin, verdict
 from ._plots import new_figure, palette
 from ._records import read_json
 from ._transfer import run_name, transfer_sweep
@@ -102,8 +102,8 @@ class TransferClaim(AbstractClaim):
             for o, colour in zip(p["optimum"], colours):
                 if o is not None:
                     ax.axvline(o, color=colour, linestyle=":", alpha=0.7)
-            ax.set(title=f"c = {p['c']:g}: final train loss ({data['data']})"[:70],
-                   xlabel="log2 eta", ylabel="seed-mean final train loss", yscale="log")  # fmt: skip
+            ax.set(title=f"c = {p['c']:g}: final train loss, {short_origin(data['data'])}",
+                   xlabel="log2 eta", ylabel="seed-mean final train loss (diverged: absent)")  # fmt: skip
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize="x-small")
         return figure

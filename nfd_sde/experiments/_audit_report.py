@@ -53,19 +53,32 @@ def _intro(records, scale: str, data: str) -> dict[str, Any]:
     }
 
 
+SIZES = ("widths", "depths", "width", "seeds", "modes", "particles", "limit_seeds", "groups",
+         "steps", "depth_steps", "exponents", "log2_lrs", "data", "runs_diverged", "skipped")  # fmt: skip
+
+
 def _measured(record: dict[str, Any]) -> str:
-    """The sizes of a claim's measurement: its data's scalar fields and short lists."""
-    data = record.get("data") or {}
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int | float | str):
-            parts.append(f"{key} = {value}")
-        elif isinstance(value, list) and 0 < len(value) <= 20:
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-                parts.append(f"{key} = {', '.join(f'{v:g}' for v in value)}")
-    return "; ".join(parts) or "nothing (the measurement did not run)"
+    """The sizes of a claim's measurement: the fields named in SIZES, wherever they sit in its
+    data (in a `grid`, or per run, labelled by the run's block or activation)."""
+    if record.get("data") is None:
+        return "nothing (the measurement failed)"
+    parts: list[str] = []
+    _collect(record["data"], "", parts)
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _collect(data, label: str, parts: list[str]) -> None:
+    if isinstance(data, dict):
+        label = data.get("block") or data.get("activation") or label
+        for key, value in data.items():
+            if key in SIZES and not isinstance(value, dict | bool) and value is not None:
+                shown = ", ".join(f"{v}" for v in value) if isinstance(value, list) else value
+                parts.append(f"{label + ': ' if label else ''}{key} = {shown}")
+            elif isinstance(value, dict | list) and key in ("grid", "runs"):
+                _collect(value, label, parts)
+    elif isinstance(data, list):
+        for item in data:
+            _collect(item, label, parts)
 
 
 def _markdown(intro: dict[str, Any], sections) -> str:

@@ -98,16 +98,14 @@ FAST = AuditScale(
     name="fast",
     kernels=KernelSizes(particles=4096, depth_steps=8),
     compare=CompareSizes(
-        widths=(8, 16), depths=(2, 4, 8), seeds=128, particles=2048, limit_seeds=2, steps=4
+        widths=(8, 16), depths=(2, 4), seeds=128, particles=2048, limit_seeds=2, steps=4
     ),
     two_layer_compare=None,
-    collapse=CollapseSizes(
-        depths=(2, 4, 8), widths=(32,), seeds=2, particles=512, exponents=(0.0,)
-    ),
+    collapse=CollapseSizes(depths=(2, 4), widths=(32,), seeds=2, particles=512, exponents=(0.0,)),
     transfer=TransferSizes(
         depths=(2, 4),
         width=16,
-        log2_lrs=(0.0, 2.0, 4.0),
+        log2_lrs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0),
         exponents=(0.0, 0.5),
         seeds=2,
         steps=10,

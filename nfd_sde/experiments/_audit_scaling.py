@@ -13,7 +13,15 @@ from ..finite import train_ensemble
 from ..limit import solve_limit
 from ..model import interval95, load_stream
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
-from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, linear_fit, verdict
+from ._audit_verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    linear_fit,
+    short_origin,
+    size_axis,
+    verdict,
+)
 from ._plots import new_figure, palette
 from ._records import read_json, write_json
 
@@ -116,8 +124,9 @@ class ScalingClaim(AbstractClaim):
                             color=colour, capsize=3, label=f"{other} = {o}")  # fmt: skip
             ax.axhline(nfd, color="black", linewidth=2, label="NFD limit (infinite depth)")
             ax.axhspan(nfd - half, nfd + half, color="grey", alpha=0.3, label="its 95% band")
-            ax.set(xscale="log", xlabel=what, ylabel="final eval loss (cross-entropy)",
-                   title=f"loss against {'width' if what == 'n' else 'depth'} ({data['data']})"[:60])  # fmt: skip
+            size_axis(ax, inner)
+            ax.set(xlabel=what, ylabel="final eval loss (cross-entropy)",
+                   title=f"loss against {'width' if what == 'n' else 'depth'}, {short_origin(data['data'])}")  # fmt: skip
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize="x-small")
         return figure

@@ -7,7 +7,9 @@ import math
 from statistics import NormalDist
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive at this scale"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
@@ -91,6 +93,19 @@ def linear_fit(design, y, weights, *, names) -> dict[str, float]:
         out[f"{name}_ci95"] = [float(c - 1.96 * s), float(c + 1.96 * s)]
     out["ci95"] = out[f"{names[-1]}_ci95"]
     return out
+
+
+def size_axis(ax: Axes, sizes) -> None:
+    """A log x axis labelled with the sizes themselves (widths, depths), no minor labels."""
+    ax.set_xscale("log")
+    ax.set_xticks([float(s) for s in sizes], [f"{s:g}" for s in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def short_origin(origin: str) -> str:
+    """The data's name without its details: 'scikit-learn digits (data.seed=1): ...' -> the
+    part before the first parenthesis."""
+    return origin.split(" (")[0].split(":")[0]
 
 
 def png_base64(figure: Figure) -> str:
