@@ -26,9 +26,9 @@ RECOMPUTED = "norms"  # the cheapest claim: the resume test recomputes it
 @pytest.fixture(scope="module")
 def audit(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "fast"
-    start = time.perf_counter()
+    start = time.process_time()
     result = run_audit("fast", out, progress=False)
-    return out, result, time.perf_counter() - start
+    return out, result, time.process_time() - start
 
 
 class _Checker(html.parser.HTMLParser):
@@ -60,11 +60,12 @@ def _sections(text: str) -> dict[str, str]:
 
 
 def test_every_claim_runs_within_the_fast_budget(audit):
-    out, result, wall = audit
+    out, result, cpu = audit
     assert [r["name"] for r in result["records"]] == [c.name for c in CLAIMS]
     assert result["computed"] == [c.name for c in CLAIMS]
-    # "at most 3 minutes on 2 CPU cores"; twice that while other work shares the cores
-    assert wall < 2 * 180, wall
+    # "at most 3 minutes on 2 CPU cores": CPU time (what other work sharing the cores does not
+    # inflate; the audit keeps about one core busy), with a factor 2 for a slower machine
+    assert cpu < 2 * 180, cpu
     for record in result["records"]:
         assert record["verdict"]["verdict"] in VERDICTS
         assert "error" not in record, record.get("error")

@@ -37,6 +37,8 @@ def rate_verdict(fit: dict | None, expected: float, what: str) -> dict[str, str]
             reason += " (left out " + "; ".join(left) + ")"
         return verdict(INCONCLUSIVE, f"{what}: {reason}")
     low, high = fit["ci95"]
+    if low is None or high is None:  # two points without error bars: an infinite interval
+        return verdict(INCONCLUSIVE, f"{what}: {fit['slope']:.3f}, interval unbounded (two points)")
     where = f"{what}: {fit['slope']:.3f} [{low:.3f}, {high:.3f}], predicted {expected:g}"
     if not low <= expected <= high:
         return verdict(FAILS, f"{where}; the interval excludes the predicted rate")
