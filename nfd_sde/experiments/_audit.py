@@ -12,7 +12,6 @@ directory is refused unless `overwrite`, which discards its claims and work and 
 """
 
 import argparse
-import dataclasses
 import json
 import shutil
 import time
@@ -89,23 +88,23 @@ def run_audit(
     out = Path(out_dir)
     check_out_dir(out)
     config, data_config = audit_configs(data, data_path, seed=seed)
-    sizes = {k: v for k, v in dataclasses.asdict(scale).items() if k != "planned_s"}
-    manifest = {"scale": scale.name, "sizes": sizes, "data": data, "seed": seed,
+    manifest = {"scale": scale.name, "data": data, "seed": seed,
                 "data_path": None if data_path is None else str(data_path)}  # fmt: skip
-    _prepare(out, json.loads(json.dumps(manifest)), overwrite=overwrite)
-    todo = [c for c in chosen if not (out / "claims" / f"{c.name}.json").is_file()]
+    _prepare(out, manifest, overwrite=overwrite)
+    context = AuditContext(config, data_config, scale, out / "work", jax.random.key(seed), progress)
+    cached = {c.name: _cached(out, c, context) for c in chosen}
+    todo = [c for c in chosen if cached[c.name] is None]
     planned = scale.planned_total(c.name for c in todo)
     print(f"audit at scale {scale.name!r}: {len(chosen) - len(todo)} claim(s) cached, "
           f"{len(todo)} to run, planned {planned / 60:.1f} min "
           f"({', '.join(f'{c.name} {scale.planned_s[c.name]:.0f} s' for c in todo) or 'nothing'})")  # fmt: skip
-    context = AuditContext(config, data_config, scale, out / "work", jax.random.key(seed), progress)
     records, computed = [], []
     bar = tqdm(chosen, disable=not progress, desc="audit", unit="claim")
     for claim in bar:
         bar.set_postfix_str(claim.name)
         path = out / "claims" / f"{claim.name}.json"
-        if path.is_file():  # the verdict is re-derived, so a corrected rule reaches old data
-            record = read_json(path)
+        if cached[claim.name] is not None:  # the verdict is re-derived from the cached data
+            record = cached[claim.name]
             records.append(record | {"verdict": claim.verdict(record["data"])})
             continue
         computed.append(claim.name)
@@ -116,7 +115,7 @@ def run_audit(
 
 def _measure(claim: AbstractClaim, context: AuditContext, path: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    record = {"name": claim.name, "scale": context.scale.name,
+    record = {"name": claim.name, "scale": context.scale.name, "sizes": context.sizes_of(claim),
               "config": to_dict(context.config), "data_config": to_dict(context.data_config)}  # fmt: skip
     try:
         data = json.loads(json.dumps(json_ready(claim.measure(context))))
@@ -131,6 +130,19 @@ def _measure(claim: AbstractClaim, context: AuditContext, path: Path) -> dict[st
                "meta": run_meta(context.config, wall_time=wall)}  # fmt: skip
     write_json(path, record)
     print(f"{claim.name}: {record['verdict']['verdict']} ({wall:.0f} s)")
+    return record
+
+
+def _cached(out: Path, claim: AbstractClaim, context: AuditContext) -> dict[str, Any] | None:
+    """The claim's finished record, if there is one for the current sizes (a claim whose sizes
+    changed is measured again)."""
+    path = out / "claims" / f"{claim.name}.json"
+    try:
+        record = read_json(path) if path.is_file() else None
+    except ValueError:
+        return None
+    if record is None or record.get("sizes") != context.sizes_of(claim):
+        return None
     return record
 
 
@@ -153,7 +165,7 @@ def _prepare(out: Path, manifest: dict[str, Any], *, overwrite: bool) -> None:
             stored = None
         if stored != manifest:
             raise ValueError(
-                f"{str(out)!r} holds an audit of another scale, sizes, data or seed "
+                f"{str(out)!r} holds an audit of another scale, data or seed "
                 f"({_describe(stored)}); pass --overwrite to discard it or choose another --out"
             )
     if overwrite:

@@ -39,6 +39,7 @@ def _fit(sizes, values, stderrs=None) -> dict[str, Any] | None:
 @final
 class CollapseClaim(AbstractClaim):
     name = "collapse"
+    scale_fields = ("collapse",)
     title = "4. Two-layer blocks: the first-layer collapse ~ L^-1/2"
     statement = (
         "In two-layer residual blocks under depth-muP, one SGD step moves the first internal "
@@ -148,6 +149,7 @@ NORM_WINDOW = 0.1
 @final
 class NormsClaim(AbstractClaim):
     name = "norms"
+    scale_fields = ("norms",)
     title = "6. Pre- against post-activation feature norms along depth"
     statement = (
         "Under the 1/sqrt(L) branch scale of depth-muP, feature norms stay O(1) along depth: the "

@@ -9,6 +9,8 @@ This module holds the context and claims 1-3 (kernels, convergence, the backward
 
 import abc
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, ClassVar, final
 
@@ -37,6 +39,21 @@ class AuditContext:
     key: PRNGKeyArray
     progress: bool = False
 
+    def folder(self, name: str, sizes) -> Path:
+        """The work folder of one experiment at these sizes (a dataclass): another grid gets
+        another folder, so the experiments' own resume stores never see a changed grid."""
+        text = json.dumps(dataclasses.asdict(sizes), sort_keys=True)
+        return self.work / f"{name}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+    def sizes_of(self, claim: "AbstractClaim") -> dict[str, Any]:
+        """The claim's sizes at this scale, as plain data (what its cache file is valid for)."""
+        sizes = {
+            field: None if getattr(self.scale, field) is None
+            else dataclasses.asdict(getattr(self.scale, field))
+            for field in claim.scale_fields
+        }  # fmt: skip
+        return json.loads(json.dumps(sizes))
+
 
 class AbstractClaim(abc.ABC):
     """One claim: `name` (its cache file), `title`, `statement` (the claim in words), `rule` (how
@@ -44,6 +61,7 @@ class AbstractClaim(abc.ABC):
     (rows of quantity, value, 95% interval, prediction)."""
 
     name: ClassVar[str]
+    scale_fields: ClassVar[tuple[str, ...]]  # the `AuditScale` fields it measures with
     title: ClassVar[str]
     statement: ClassVar[str]
     rule: ClassVar[str]
@@ -79,6 +97,7 @@ ACTIVATIONS = ("linear", "relu")
 @final
 class KernelClaim(AbstractClaim):
     name = "kernels"
+    scale_fields = ("kernels",)
     title = "1. Initialisation kernels against their closed forms"
     statement = (
         "At initialisation the NFD feature kernel <phi(h_t), phi(h_t')> solves "

@@ -40,7 +40,7 @@ def _compare(context: AuditContext, block: str) -> dict[str, Any]:
         limit_seeds=sizes.limit_seeds,
         key=context.key,
         progress=context.progress,
-        out_dir=context.work / f"compare_{block}",
+        out_dir=context.folder(f"compare_{block}", sizes),
     )
     summary, fits = data["summary"], data["fits"]
     return {
@@ -69,6 +69,7 @@ def _points(cells, key="debiased"):
 @final
 class ConvergenceClaim(AbstractClaim):
     name = "convergence"
+    scale_fields = ("compare",)
     title = "2. Finite decoupled networks converge to NFD: O(1/n) in width, O(1/L) in depth"
     statement = (
         "During training, the mean of finite decoupled depth-muP ResNets approaches the NFD limit "
@@ -128,6 +129,7 @@ class ConvergenceClaim(AbstractClaim):
 @final
 class GapClaim(AbstractClaim):
     name = "gap"
+    scale_fields = ("compare", "two_layer_compare")
     title = "3. Standard backprop against NFD: does the gap vanish with depth?"
     statement = (
         "The NFD drops the coupling of forward and backward weights (the gradient-independence "

@@ -20,6 +20,7 @@ BOOTSTRAP = 2000
 @final
 class TransferClaim(AbstractClaim):
     name = "transfer"
+    scale_fields = ("transfer",)
     title = "5. The depth-aware correction: learning-rate transfer across depth"
     statement = (
         "With two-layer blocks, W_{l,1} learning at eta L^c (the depth-aware correction): some c "
@@ -46,7 +47,7 @@ class TransferClaim(AbstractClaim):
             data={"eval_size": sizes.eval_size},
         )
         lrs = [2.0**k for k in sizes.log2_lrs]
-        out = context.work / "transfer"
+        out = context.folder("transfer", sizes)
         summary = transfer_sweep(
             config, depths=sizes.depths, widths=(sizes.width,), lrs=lrs,
             exponents=sizes.exponents, seeds=sizes.seeds, out_dir=out, progress=context.progress,

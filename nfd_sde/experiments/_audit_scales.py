@@ -142,14 +142,16 @@ STANDARD = AuditScale(
     two_layer_compare=CompareSizes(
         widths=(8, 16, 32), depths=(2, 4, 8), seeds=256, particles=8192, limit_seeds=4, steps=4
     ),
-    collapse=CollapseSizes(depths=(4, 8, 16, 32), widths=(64, 128), seeds=3, particles=1024),
+    collapse=CollapseSizes(
+        depths=(4, 8, 16, 32), widths=(64, 128), seeds=3, particles=2048, groups=8
+    ),
     transfer=TransferSizes(
         depths=(2, 4, 8, 16),
         width=64,
-        log2_lrs=(-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0),
+        log2_lrs=tuple(k / 2 for k in range(-4, 9)),
         exponents=(0.0, 0.25, 0.5),
-        seeds=2,
-        steps=60,
+        seeds=6,
+        steps=100,
         batch=16,
         eval_size=128,
     ),

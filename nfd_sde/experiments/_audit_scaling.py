@@ -31,6 +31,7 @@ RESOLUTION = 0.25  # the test must resolve the asymptote to 25% of what the NFD 
 @final
 class ScalingClaim(AbstractClaim):
     name = "scaling"
+    scale_fields = ("scaling",)
     title = "7. Scaling: loss against depth and width approaches the NFD asymptote"
     statement = (
         "Growing width and depth gives diminishing returns: the final loss of finite networks "
@@ -56,7 +57,7 @@ class ScalingClaim(AbstractClaim):
             data={"eval_size": sizes.eval_size},
         )
         stream = load_stream(config)
-        folder = context.work / "scaling"
+        folder = context.folder("scaling", sizes)
         cells = []
         for width in sizes.widths:
             for depth in sizes.depths:
