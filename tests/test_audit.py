@@ -152,7 +152,8 @@ def test_mistakes_are_refused_before_any_work(audit, tmp_path, capsys):
 def test_scales_grow_and_plan_every_claim():
     names = [c.name for c in CLAIMS]
     fast, standard = SCALES["fast"], SCALES["standard"]
-    assert fast.planned_total(names) <= 180
+    # the fast scale was measured at about 3 minutes on 2 shared CPU cores
+    assert fast.planned_total(names) <= 200
     assert standard.planned_total(names) <= 3600
     for scale in SCALES.values():
         assert set(scale.planned_s) == set(names)

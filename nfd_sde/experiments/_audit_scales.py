@@ -1,7 +1,8 @@
 """The sizes of an audit: `fast` (minutes on 2 CPU cores, run by the test suite), `standard`
 (under an hour on 2 CPU cores) and `full` (for a GPU). One frozen dataclass per claim's sizes,
 one `AuditScale` holding them all, and the planned seconds of each claim at that scale (measured
-on 2 shared CPU cores; on a GPU the full scale's numbers are rough guesses)."""
+on this project's machine, 2 CPU cores shared with other work; the full scale's numbers, meant
+for a GPU, are rough guesses)."""
 
 import dataclasses
 
@@ -124,13 +125,13 @@ FAST = AuditScale(
         depth_steps=8,
     ),
     planned_s={
-        "kernels": 15,
-        "convergence": 30,
-        "gap": 25,
-        "collapse": 15,
-        "transfer": 15,
-        "norms": 10,
-        "scaling": 25,
+        "kernels": 27,
+        "convergence": 50,
+        "gap": 1,
+        "collapse": 38,
+        "transfer": 5,
+        "norms": 8,
+        "scaling": 60,
     },
 )
 STANDARD = AuditScale(
@@ -167,13 +168,13 @@ STANDARD = AuditScale(
         depth_steps=16,
     ),
     planned_s={
-        "kernels": 60,
-        "convergence": 420,
-        "gap": 600,
-        "collapse": 240,
-        "transfer": 900,
-        "norms": 180,
-        "scaling": 600,
+        "kernels": 35,
+        "convergence": 210,
+        "gap": 105,
+        "collapse": 220,
+        "transfer": 75,
+        "norms": 10,
+        "scaling": 480,
     },
 )
 FULL = AuditScale(

@@ -25,6 +25,9 @@ from ._audit_verdicts import (
 from ._plots import new_figure, palette
 from ._records import read_json, write_json
 
+# One-hot MSE: on this CPU (jaxlib 0.10.2) the limit's cross-entropy solve on the digits stream
+# deadlocks inside XLA now and then (reproduced with plain `solve_limit`); MSE has not.
+LOSS = "mse"
 RESOLUTION = 0.25  # the test must resolve the asymptote to 25% of what the NFD learns
 
 
@@ -39,7 +42,8 @@ class ScalingClaim(AbstractClaim):
         "on real data."
     )
     rule = (
-        "Seed ensembles of decoupled networks over widths x depths (final eval loss, mean and "
+        "Seed ensembles of decoupled networks over widths x depths, one-hot MSE (final eval loss, "
+        "mean and "
         "standard error over seeds; diverged members left out and counted) and the NFD limit at "
         "infinite depth (three nested grids, extrapolated; 95% band from its Monte Carlo and "
         "discretisation errors). Weighted least squares loss(n, L) = loss_inf + a/n + b/L, "
@@ -53,11 +57,11 @@ class ScalingClaim(AbstractClaim):
         sizes = context.scale.scaling
         config = context.data_config.replace(
             network={"backward": "decoupled"},
-            training={"steps": sizes.steps, "batch": sizes.batch, "loss": "cross_entropy"},
+            training={"steps": sizes.steps, "batch": sizes.batch, "loss": LOSS},
             data={"eval_size": sizes.eval_size},
         )
         stream = load_stream(config)
-        folder = context.folder("scaling", sizes)
+        folder = context.folder(f"scaling_{LOSS}", sizes)
         cells = []
         for width in sizes.widths:
             for depth in sizes.depths:
@@ -126,7 +130,7 @@ class ScalingClaim(AbstractClaim):
             ax.axhline(nfd, color="black", linewidth=2, label="NFD limit (infinite depth)")
             ax.axhspan(nfd - half, nfd + half, color="grey", alpha=0.3, label="its 95% band")
             size_axis(ax, inner)
-            ax.set(xlabel=what, ylabel="final eval loss (cross-entropy)",
+            ax.set(xlabel=what, ylabel="final eval loss (one-hot MSE)",
                    title=f"loss against {'width' if what == 'n' else 'depth'}, {short_origin(data['data'])}")  # fmt: skip
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize="x-small")
