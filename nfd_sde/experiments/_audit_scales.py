@@ -174,7 +174,7 @@ STANDARD = AuditScale(
         "collapse": 220,
         "transfer": 75,
         "norms": 10,
-        "scaling": 480,
+        "scaling": 320,
     },
 )
 FULL = AuditScale(
