@@ -125,13 +125,13 @@ FAST = AuditScale(
         depth_steps=8,
     ),
     planned_s={
-        "kernels": 27,
-        "convergence": 50,
+        "kernels": 35,
+        "convergence": 60,
         "gap": 1,
-        "collapse": 38,
-        "transfer": 5,
-        "norms": 8,
-        "scaling": 60,
+        "collapse": 45,
+        "transfer": 6,
+        "norms": 12,
+        "scaling": 90,
     },
 )
 STANDARD = AuditScale(
