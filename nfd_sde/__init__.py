@@ -26,6 +26,7 @@ from .experiments import (
     plot_overlay as plot_overlay,
     plot_transfer as plot_transfer,
     read_compare as read_compare,
+    run_audit as run_audit,
     run_compare as run_compare,
     transfer_sweep as transfer_sweep,
     write_compare as write_compare,

@@ -2,6 +2,9 @@
 puts it on the command line. Every output goes through the one atomic writer of `_records`."""
 
 from ._arguments import count as count, numbers as numbers, sizes as sizes
+from ._audit import AUDIT, CLAIMS as CLAIMS, audit_configs as audit_configs, run_audit as run_audit
+from ._audit_claims import AbstractClaim as AbstractClaim, AuditContext as AuditContext
+from ._audit_scales import SCALES as SCALES, AuditScale as AuditScale
 from ._collapse import (
     CHANGES as CHANGES,
     collapse_diagnostic as collapse_diagnostic,
@@ -61,4 +64,4 @@ from ._two_layer_plots import (
 )
 
 # The command line's commands, in the order `nfd-sde --help` lists them.
-COMMANDS = (TRAIN, SOLVE, DEMO, COMPARE, REPORT, COLLAPSE, TRANSFER, NORMS)
+COMMANDS = (TRAIN, SOLVE, DEMO, COMPARE, REPORT, COLLAPSE, TRANSFER, NORMS, AUDIT)
