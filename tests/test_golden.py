@@ -23,6 +23,7 @@ def fresh():
     return compute()
 
 
+@pytest.mark.slow
 def test_golden_numbers_are_reproduced(fresh):
     with np.load(GOLDEN) as stored:
         assert sorted(stored.files) == sorted(fresh), "the golden cases changed"

@@ -33,7 +33,12 @@ def _fit(sizes, values, stderrs=None) -> dict[str, Any] | None:
     if len(values) < 2 or not np.all(np.isfinite(values) & (values > 0)):
         return None
     fit = fit_loglog(sizes, values, stderrs=stderrs)
-    return {"slope": fit.slope, "stderr": fit.slope_stderr, "ci95": list(fit.ci95)}
+    return {
+        "slope": fit.slope,
+        "stderr": fit.slope_stderr,
+        "ci95": list(fit.ci95),
+        "points": len(values),
+    }
 
 
 @final

@@ -97,12 +97,12 @@ class AuditScale:
 
 FAST = AuditScale(
     name="fast",
-    kernels=KernelSizes(particles=4096, depth_steps=8),
+    kernels=KernelSizes(particles=2048, depth_steps=8),
     compare=CompareSizes(
-        widths=(8, 16), depths=(2, 4), seeds=128, particles=2048, limit_seeds=2, steps=4
+        widths=(8, 16), depths=(2, 4), seeds=64, particles=1024, limit_seeds=2, steps=4
     ),
     two_layer_compare=None,
-    collapse=CollapseSizes(depths=(2, 4), widths=(32,), seeds=2, particles=512, exponents=(0.0,)),
+    collapse=CollapseSizes(depths=(2, 4), widths=(32,), seeds=2, particles=256, exponents=(0.0,)),
     transfer=TransferSizes(
         depths=(2, 4),
         width=16,
@@ -125,13 +125,13 @@ FAST = AuditScale(
         depth_steps=8,
     ),
     planned_s={
-        "kernels": 35,
-        "convergence": 60,
+        "kernels": 25,
+        "convergence": 45,
         "gap": 1,
-        "collapse": 45,
-        "transfer": 6,
-        "norms": 12,
-        "scaling": 90,
+        "collapse": 35,
+        "transfer": 10,
+        "norms": 8,
+        "scaling": 55,
     },
 )
 STANDARD = AuditScale(

@@ -23,8 +23,9 @@ def verdict(outcome: str, reason: str) -> dict[str, str]:
 
 RATE_RULE = (
     "holds if the fitted rate's 95% interval contains the predicted rate and excludes 0; fails "
-    "if the interval excludes the predicted rate; otherwise (or with no fit: fewer than two "
-    "resolved points) inconclusive at this scale"
+    "if the interval excludes the predicted rate; otherwise inconclusive at this scale, and "
+    "always so with fewer than three resolved sizes (two sizes fit any power law exactly, so "
+    "they cannot tell the rate from the curvature of a pre-asymptotic range)"
 )
 
 
@@ -40,6 +41,9 @@ def rate_verdict(fit: dict | None, expected: float, what: str) -> dict[str, str]
     if low is None or high is None:  # two points without error bars: an infinite interval
         return verdict(INCONCLUSIVE, f"{what}: {fit['slope']:.3f}, interval unbounded (two points)")
     where = f"{what}: {fit['slope']:.3f} [{low:.3f}, {high:.3f}], predicted {expected:g}"
+    points = fit.get("points") or len(fit.get("sizes") or []) or None
+    if points is not None and points < 3:
+        return verdict(INCONCLUSIVE, f"{where}; only {points} sizes")
     if not low <= expected <= high:
         return verdict(FAILS, f"{where}; the interval excludes the predicted rate")
     if low <= 0 <= high:
