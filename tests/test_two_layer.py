@@ -68,6 +68,7 @@ def _assert_slope(fit: dict, expected: float) -> None:
     assert abs(fit["slope"] - expected) < Z * se + CURVATURE, (fit, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("c", [0.0, 0.5])
 def test_first_layer_change_scales_like_l_to_the_c_minus_half(c):
     """Delta u_l = O(L^{c - 1/2}): slope -1/2 without the correction, ~0 with c = 1/2."""
