@@ -5,8 +5,17 @@ kernel only grows by appended rows, so a new pair's increment is
     dZ_new = sum_p rows[new, p] dB_p + block dB_new,
 with dB_p the stored standard increments of earlier pairs. Unused (padded) slots of the stored
 factor hold identity rows and zero kernel entries, so their rows come out exactly zero.
+
+On a CPU, a vmapped `conditional_factor` (particle groups, solver levels) loops over its batch
+(`jax.custom_batching.sequential_vmap`) instead of handing LAPACK a batch: jaxlib 0.10's CPU
+LAPACK kernels split a batch over XLA's intra-op thread pool and block until it is done, and when
+the executable runs as many such calls at once as the pool has threads (2 on a 2-core machine),
+every thread waits on work that no thread is left to run (observed: `solve_limit` with
+cross-entropy on the digits, and eight virtual CPU devices, hanging with every thread parked in
+`jax::ParallelBatchMap`). Unbatched calls run inline. The numbers are the same either way.
 """
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jax import lax
@@ -42,6 +51,13 @@ def conditional_factor(
     stored lower-triangular factor of the old ones. Returns (rows, block): the new pairs'
     coefficients on the old pairs' standard increments, and their own lower-triangular block.
     """
+    jitter = jnp.asarray(jitter, joint.dtype)
+    if jax.default_backend() == "cpu":  # batches loop on a CPU (module docstring)
+        return jax.custom_batching.sequential_vmap(_factor)(cross, joint, chol_old, jitter)
+    return _factor(cross, joint, chol_old, jitter)
+
+
+def _factor(cross, joint, chol_old, jitter):
     rows = jsl.solve_triangular(chol_old, cross.T, lower=True).T
     scale = jnp.maximum(jnp.mean(jnp.diagonal(joint)), jnp.finfo(joint.dtype).tiny)
     block = guarded_cholesky(joint - rows @ rows.T, jitter=jitter, scale=scale)
