@@ -25,8 +25,7 @@ from ._audit_verdicts import (
 from ._plots import new_figure, palette
 from ._records import read_json, write_json
 
-# One-hot MSE: on this CPU (jaxlib 0.10.2) the limit's cross-entropy solve on the digits stream
-# deadlocks inside XLA now and then (reproduced with plain `solve_limit`); MSE has not.
+# One-hot MSE, the loss the standard run's numbers were measured with (docs/audit.md).
 LOSS = "mse"
 RESOLUTION = 0.25  # the test must resolve the asymptote to 25% of what the NFD learns
 
