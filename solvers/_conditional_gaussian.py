@@ -51,7 +51,7 @@ def conditional_factor(
     stored lower-triangular factor of the old ones. Returns (rows, block): the new pairs'
     coefficients on the old pairs' standard increments, and their own lower-triangular block.
     """
-    jitter = jnp.asarray(jitter, joint.dtype)
+    jitter = jnp.asarray(jitter, jnp.asarray(joint).dtype)
     if jax.default_backend() == "cpu":  # batches loop on a CPU (module docstring)
         return jax.custom_batching.sequential_vmap(_factor)(cross, joint, chol_old, jitter)
     return _factor(cross, joint, chol_old, jitter)
