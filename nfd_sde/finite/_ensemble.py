@@ -131,12 +131,7 @@ def _train(config, stream, keys, refinement, antithetic, chunk) -> Result:
     chunk = chunk or default_chunk(config, depth_refinement=refinement, antithetic=antithetic)
     chunk = min(chunk, seeds)
     layers = DepthGrid(config.network.depth).point_indices(config.run.kernel_depths)
-    data = [
-        jnp.asarray(a, dtype)
-        for a in (stream.x_train, stream.y_train, stream.x_eval, stream.y_eval)
-    ]
-    multipliers = mup_multipliers(config, make_network(config, key=keys[0]))
-    eta = jnp.asarray(config.training.eta, dtype)
+    multipliers, eta, data = _shared_inputs(config, stream, keys[0])
     parts, compile_time = [], None
     for first in range(0, seeds, chunk):
         batch = keys[first : first + chunk]
@@ -177,15 +172,21 @@ def train_losses_ensemble(config: Config, stream: DataStream, *, keys: PRNGKeyAr
     visible devices (`solvers.shard_leading_axis`): loss curves with a leading key axis, the
     same numbers as one `train_losses` call per key up to float round-off."""
     with jax.enable_x64(config.run.dtype == "float64"):
-        dtype = jnp.result_type(float)
         models = shard_leading_axis(ensemble_networks(config, keys=keys))
-        data = [
-            jnp.asarray(a, dtype)
-            for a in (stream.x_train, stream.y_train, stream.x_eval, stream.y_eval)
-        ]
-        multipliers = mup_multipliers(config, make_network(config, key=keys[0]))
-        eta = jnp.asarray(config.training.eta, dtype)
+        multipliers, eta, data = _shared_inputs(config, stream, keys[0])
         steps, loss_eval = train_members(
             models, multipliers, eta, *data, loss=loss_of(config), layers=(0,), recorder=EvalLoss()
         )
     return LossCurves(loss_train=np.asarray(steps.loss), loss_eval=np.asarray(loss_eval))
+
+
+def _shared_inputs(config: Config, stream: DataStream, key: PRNGKeyArray):
+    """What every member shares, in the working precision: the muP multipliers (of the network
+    `key` builds; they depend on its shapes only), the learning rate, and the data arrays."""
+    dtype = jnp.result_type(float)
+    data = [
+        jnp.asarray(a, dtype)
+        for a in (stream.x_train, stream.y_train, stream.x_eval, stream.y_eval)
+    ]
+    multipliers = mup_multipliers(config, make_network(config, key=key))
+    return multipliers, jnp.asarray(config.training.eta, dtype), data
