@@ -210,3 +210,14 @@ def _finite_chunk(config, stream, seeds):
             "feature_eval": np.asarray(evals.feature_kernel),
             "grad_train": np.asarray(steps.grad_kernel),
         }
+
+
+def trained_quantities(run) -> dict[str, np.ndarray]:
+    """What the convergence tests compare, per seed: the outputs' change from initialisation and
+    the recorded kernels."""
+    return {
+        "f_eval - f_eval[0]": run["f_eval"][:, 1:] - run["f_eval"][:, :1],
+        "feature_eval": run["feature_eval"],
+        "feature_train": run["feature_train"],
+        "grad_train": run["grad_train"],
+    }

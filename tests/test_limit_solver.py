@@ -32,6 +32,7 @@ from tests._limit_helpers import (
     limit_ensemble,
     sphere_inputs,
     stream_from,
+    trained_quantities,
 )
 from tests._statistics import relative_shift
 
@@ -181,7 +182,7 @@ def test_convergence_rate_in_particles(linear_problem):
         is ~1%, so an O(1/N) bias that passes there is below ~0.3% at N = 2^13).
     The N = 2^13 ensemble is the session's (tests/conftest.py); two more compile here."""
     config, stream, reference, run_large = linear_problem
-    targets = _quantities_of(
+    targets = trained_quantities(
         {
             "f_eval": reference.f_eval[None],
             "feature_eval": reference.kernels["feature_eval"][None],
@@ -197,7 +198,7 @@ def test_convergence_rate_in_particles(linear_problem):
         else:
             run = limit_ensemble(config.replace(solver={"particles": n}), stream, range(count))
         spreads = []
-        for name, samples in _quantities_of(run).items():
+        for name, samples in trained_quantities(run).items():
             target = targets[name][0]
             delta, se = relative_shift(samples, target)
             assert abs(delta) < 4 * se, (n, name, delta, se)
@@ -208,12 +209,3 @@ def test_convergence_rate_in_particles(linear_problem):
     fit = fit_loglog(sizes, fluctuations)
     print(f"particle rate: slope {fit.slope:.3f} +- {fit.slope_stderr:.3f}, {fluctuations}")
     assert -0.6 < fit.slope < -0.4, (fit, fluctuations)
-
-
-def _quantities_of(run):
-    return {
-        "f_eval - f_eval[0]": run["f_eval"][:, 1:] - run["f_eval"][:, :1],
-        "feature_eval": run["feature_eval"],
-        "feature_train": run["feature_train"],
-        "grad_train": run["grad_train"],
-    }

@@ -17,7 +17,7 @@ from nfd_sde.finite import make_network, train_finite
 from nfd_sde.limit import solve_limit
 from nfd_sde.validation import limit_from_network, linear_reference
 from solvers import fit_loglog
-from tests._limit_helpers import finite_ensemble
+from tests._limit_helpers import finite_ensemble, trained_quantities
 
 
 def _problem(width, depth, *, backward, representation="weight", particles=None, extra=()):
@@ -109,7 +109,7 @@ def test_decoupled_networks_approach_the_limit_as_width_grows(linear_problem):
     error of its own, and at n = 32 the O(1/n) corrections to the variance (heavy-tailed
     gradient kernels) and the O(1/n) bias steepen the slope above -1/2."""
     config, stream, reference, _ = linear_problem
-    targets = _quantities_of(
+    targets = trained_quantities(
         {
             "f_eval": reference.f_eval[None],
             "feature_eval": reference.kernels["feature_eval"][None],
@@ -121,7 +121,7 @@ def test_decoupled_networks_approach_the_limit_as_width_grows(linear_problem):
     distances = []
     for width, count in zip(widths, seed_counts):
         network = {"width": width, "depth": config.solver.depth_steps, "backward": "decoupled"}
-        runs = _quantities_of(
+        runs = trained_quantities(
             finite_ensemble(config.replace(network=network), stream, range(count))
         )
         per_quantity = [
@@ -157,12 +157,3 @@ def test_limit_at_depth_l_approaches_the_continuum_as_depth_grows(linear_problem
     print(f"depth rate: slope {fit.slope:.3f}, local slopes {-local}, differences {diffs}")
     assert np.all(np.diff(local) > 0) and abs(local[-1] - 1.0) < 0.05, local
     assert -1.05 < fit.slope < -0.85, (fit, diffs)
-
-
-def _quantities_of(run):
-    return {
-        "f_eval - f_eval[0]": run["f_eval"][:, 1:] - run["f_eval"][:, :1],
-        "feature_eval": run["feature_eval"],
-        "feature_train": run["feature_train"],
-        "grad_train": run["grad_train"],
-    }
