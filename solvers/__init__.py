@@ -69,4 +69,10 @@ from ._statistics import (
     group_mean_se as group_mean_se,
     jackknife_se as jackknife_se,
 )
+from ._two_sided import (
+    RevealedSide as RevealedSide,
+    TwoSidedFieldSpace as TwoSidedFieldSpace,
+    TwoSidedProduct as TwoSidedProduct,
+    two_sided_product as two_sided_product,
+)
 from ._white_noise import keyed_white as keyed_white

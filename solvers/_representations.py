@@ -91,8 +91,27 @@ class AbstractRepresentation(eqx.Module):
         conditioning: dict[str, tuple[str, str]],
         white: dict[str, Array] | None,
         jitter: Float[Array, ""],
+        revealed: tuple[dict[str, Array], dict[str, Array]] | None = None,
     ) -> dict[str, AbstractGaussianProduct]:
-        """Each weight's product for one sweep."""
+        """Each weight's product for one sweep. `revealed`: in the backward sweep, the step's
+        forward pairs (their inputs per stored name and, per weight, the forward products'
+        values from `reveal`), for a representation that conditions on both sides."""
+
+    @abc.abstractmethod
+    def reveal(
+        self,
+        direction: str,
+        noise: dict[str, FieldNoise] | None,
+        history: dict[str, Array],
+        conditioning: dict[str, tuple[str, str]],
+        inputs: dict[str, Array],
+        white: dict[str, Array] | None,
+        jitter: Float[Array, ""],
+        revealed: tuple[dict[str, Array], dict[str, Array]] | None = None,
+    ) -> dict[str, Array] | None:
+        """Per weight, the sweep's products for the new pairs `inputs` (per stored name: steps,
+        particles, new) on the whole grid, when the representation stores them (None: it stores
+        the standard increments `white`, or nothing)."""
 
     @abc.abstractmethod
     def append(
@@ -120,31 +139,13 @@ class FieldSpace(AbstractRepresentation):
     mesh: AxisMesh | None = eqx.field(static=True, default=None)
 
     def init_noise(self, weights, *, stored, dtype, empty):
-        m = self.grid.steps
-
-        def identity():  # a separate buffer per field, so the state can be donated
-            return jnp.tile(jnp.eye(stored, dtype=dtype), (m, 1, 1))
-
-        names = [f"{w}.{d}" for w in weights for d in DIRECTIONS]
-        return {name: FieldNoise(empty(name), identity()) for name in names}
+        return field_noise_init(weights, self.grid.steps, stored=stored, dtype=dtype, empty=empty)
 
     def new_white(self, direction, k, pairs, dtype):
         keys = self.forward_keys if direction == "forward" else self.backward_keys
-        white = {
-            w: keyed_white(
-                jax.random.fold_in(key, k),
-                (self.particles, pairs),
-                self.grid,
-                refinement=self.refinement,
-                dtype=dtype,
-            )
-            for w, key in keys.items()
-        }
-        if self.mesh is None:
-            return white
-        return {w: self.mesh.constrain(a, 1) for w, a in white.items()}
+        return keyed_pair_white(keys, k, (self.particles, pairs), self.grid, self, dtype)
 
-    def products(self, direction, noise, history, conditioning, white, jitter):
+    def products(self, direction, noise, history, conditioning, white, jitter, revealed=None):
         side = DIRECTIONS.index(direction)
         return {
             w: ConditionalGaussianProduct(
@@ -157,23 +158,60 @@ class FieldSpace(AbstractRepresentation):
             for w in white
         }
 
+    def reveal(self, direction, noise, history, conditioning, inputs, white, jitter, revealed=None):
+        return None
+
     def append(self, noise, history, entries, conditioning, white, start, jitter):
-        out = {}
-        for name, field in noise.items():
-            weight, direction = name.split(".")
-            if white[direction] is None:
-                out[name] = field
-                continue
-            inputs = conditioning[weight][DIRECTIONS.index(direction)]
-            out[name] = _append_pairs(
-                field,
-                history[inputs],
-                entries[inputs],
-                white[direction][weight],
-                start,
-                jitter,
-            )
-        return out
+        return append_pairs(noise, history, entries, conditioning, white, start, jitter)
+
+
+def keyed_pair_white(keys, k, shape, grid: DepthGrid, where, dtype) -> dict[str, Array]:
+    """Step k's new pairs' standard increments per weight, (steps, particles, pairs), from the
+    weight's key folded with k; laid out over `where.mesh` when it has one (`where.refinement`:
+    drawn on a finer grid and summed)."""
+    white = {
+        w: keyed_white(
+            jax.random.fold_in(key, k), shape, grid, refinement=where.refinement, dtype=dtype
+        )
+        for w, key in keys.items()
+    }
+    if where.mesh is None:
+        return white
+    return {w: where.mesh.constrain(a, 1) for w, a in white.items()}
+
+
+def field_noise_init(
+    weights: tuple[str, ...], steps: int, *, stored: int, dtype, empty: EmptyParticles
+) -> dict[str, FieldNoise]:
+    """The empty field-space history of every weight and direction: empty stored values and
+    identity factors."""
+
+    def identity():  # a separate buffer per field, so the state can be donated
+        return jnp.tile(jnp.eye(stored, dtype=dtype), (steps, 1, 1))
+
+    names = [f"{w}.{d}" for w in weights for d in DIRECTIONS]
+    return {name: FieldNoise(empty(name), identity()) for name in names}
+
+
+def append_pairs(noise, history, entries, conditioning, white, start, jitter):
+    """Every field of a field-space history with the new pairs appended (`white[direction][w]`:
+    what is stored per pair; a direction whose white is None is left as it is)."""
+    out = {}
+    for name, field in noise.items():
+        weight, direction = name.split(".")
+        if white[direction] is None:
+            out[name] = field
+            continue
+        inputs = conditioning[weight][DIRECTIONS.index(direction)]
+        out[name] = _append_pairs(
+            field,
+            history[inputs],
+            entries[inputs],
+            white[direction][weight],
+            start,
+            jitter,
+        )
+    return out
 
 
 def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
@@ -236,10 +274,13 @@ class WeightSpace(AbstractRepresentation):
     def new_white(self, direction, k, pairs, dtype):
         return None
 
-    def products(self, direction, noise, history, conditioning, white, jitter):
+    def products(self, direction, noise, history, conditioning, white, jitter, revealed=None):
         if direction == "forward":
             return {w: MatrixProduct(s, transpose=False) for w, s in self.forward_matrices.items()}
         return {w: MatrixProduct(s, transpose=True) for w, s in self.backward_matrices.items()}
+
+    def reveal(self, direction, noise, history, conditioning, inputs, white, jitter, revealed=None):
+        return None
 
     def append(self, noise, history, entries, conditioning, white, start, jitter):
         return None

@@ -4,7 +4,7 @@
 `tests/test_sharding.py` runs this module in a subprocess (`python -m tests._sharding_checks`)
 and reads the JSON it prints last. The process first joins a one-process distributed run
 (`jax.distributed.initialize`, the multi-host code path), then compares, for field space (the
-whole `solve_limit`), weight space (two jitted steps) and a vmapped finite-network ensemble, the
+whole `solve_limit`, one- and two-sided), weight space (two jitted steps) and a vmapped finite-network ensemble, the
 sharded numbers with the one-device ones (largest difference relative to the largest entry) and
 reports the layout the sharded arrays had.
 """
@@ -50,9 +50,12 @@ def relative(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
-def solve_check() -> dict:
-    """Field space: the whole solve on 8 devices and on 1."""
-    config = load_config(None, [*SMALL, "solver.representation=field"])
+def solve_check(backward: str = "decoupled") -> dict:
+    """Field space: the whole solve on 8 devices and on 1 (one-sided for decoupled backward
+    weights, two-sided for standard backprop)."""
+    config = load_config(
+        None, [*SMALL, "solver.representation=field", f"solver.backward={backward}"]
+    )
     stream = load_stream(config)
     results = {}
     for devices in (8, 1):
@@ -149,6 +152,7 @@ if __name__ == "__main__":
     report, times = {"processes": jax.process_count()}, {}
     for name, check in (
         ("solve", solve_check),
+        ("standard", lambda: solve_check("standard")),
         ("weight", lambda: step_check("weight")),
         ("ensemble", ensemble_check),
     ):

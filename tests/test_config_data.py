@@ -102,9 +102,12 @@ def test_bad_values_name_the_field(override, message):
         load_config(None, [override])
 
 
-def test_standard_backward_refuses_field_representation():
-    with pytest.raises(ValueError, match=r"solver\.backward='standard'.*weight"):
-        load_config(None, ["solver.backward=standard", "solver.representation=field"])
+def test_standard_backward_takes_every_representation():
+    for representation in ("field", "weight", "auto"):
+        config = load_config(
+            None, ["solver.backward=standard", f"solver.representation={representation}"]
+        )
+        assert config.solver.representation == representation
 
 
 def test_config_file_errors(tmp_path):

@@ -150,16 +150,30 @@ def test_representation_choice_and_memory_refusal():
     assert plan_limit(config, dim=8, steps=4, batch=4, eval_size=8).representation == "field"
     long_run = config.replace(solver={"particles": 256}, training={"steps": 400, "batch": 16})
     assert plan_limit(long_run, dim=8, steps=400, batch=16, eval_size=8).representation == "weight"
+    # standard backprop: two-sided field space for short runs with many particles, weight
+    # space for long runs, and the plan says which and why
     standard = config.replace(solver={"backward": "standard"})
-    assert plan_limit(standard, dim=8, steps=4, batch=4, eval_size=8).representation == "weight"
-    with pytest.raises(ValueError, match="needs the weight-space representation"):
-        config.replace(solver={"backward": "standard", "representation": "field"})
+    plan = plan_limit(standard, dim=8, steps=4, batch=4, eval_size=8)
+    assert plan.representation == "field" and "two-sided field space" in plan.describe()
+    standard_long = long_run.replace(solver={"backward": "standard"})
+    plan = plan_limit(standard_long, dim=8, steps=400, batch=16, eval_size=8)
+    assert plan.representation == "weight" and "weight space is cheaper" in plan.describe()
+    # a two-sided solve is not streamed: too large for the memory limit is refused
+    too_big = standard.replace(solver={"representation": "field", "memory_limit_gb": 0.001})
+    with pytest.raises(ValueError, match="cannot be streamed"):
+        plan_limit(too_big, dim=8, steps=4, batch=4, eval_size=8)
     huge = config.replace(solver={"particles": 2**20, "depth_steps": 512})
     with pytest.raises(ValueError, match=r"needs about .* GB.*Reduce solver.groups"):
         plan_limit(huge, dim=8, steps=4, batch=4, eval_size=8)
     # groups multiply the memory: 8 weight-space systems of 8192 particles do not fit in 8 GB
     with pytest.raises(ValueError, match=r"groups x particles .* = 8 x 8192"):
-        plan_limit(standard.replace(solver={"groups": 8}), dim=8, steps=4, batch=4, eval_size=8)
+        plan_limit(
+            standard.replace(solver={"groups": 8, "representation": "weight"}),
+            dim=8,
+            steps=4,
+            batch=4,
+            eval_size=8,
+        )
 
 
 @pytest.mark.slow

@@ -52,6 +52,13 @@ def test_a_sharded_solve_gives_the_one_device_numbers(report):
     assert report["solve"]["difference"] < TOLERANCE
 
 
+def test_a_sharded_two_sided_solve_gives_the_one_device_numbers(report):
+    """Standard backprop in field space: the extra particle averages (against the other side's
+    stored products and inputs) are all-reduced like the others; same tolerance."""
+    assert report["standard"]["devices"] == 8
+    assert report["standard"]["difference"] < TOLERANCE
+
+
 def test_weight_space_steps_are_sharded_by_particles(report):
     weight = report["weight"]
     assert weight["devices"] == 8

@@ -5,9 +5,12 @@ training pairs, n = B + P new pairs per forward sweep, B per backward sweep, w i
 matrices per block: 1 for one-layer blocks, 2 for two-layer blocks):
   shared (learning drifts):   2 w M N S (n + B)
   field space (+ conditional noise): 2 shared + w M S^2 (n + B)
+  two-sided field space (standard backprop): TWO_SIDED_COST shared + 2 w M S^2 (n + B): each
+      product also solves against the other side and projects its fresh noise off it, and the
+      step's products are recomputed once to be stored (`solvers.TwoSidedFieldSpace`)
   weight space (+ Gaussian matrices): shared + w M N^2 (n + B) + 2 w M N^2 * RNG_COST
-The `auto` representation picks the smaller; `FIELD_BIAS` scales the field cost to match
-measured ratios (see benchmarks/README.md). Standard backprop needs weight space.
+The `auto` representation picks the smaller for the requested backward mode; `FIELD_BIAS` scales
+the field cost to match measured ratios (see benchmarks/README.md).
 
 Where the particles live (memory per device, `solver.memory_limit_gb`):
   resident: the particles are split over `solver.devices` devices (their particle axis; the
@@ -32,6 +35,7 @@ from ..model import Config, block_of
 
 RNG_COST = 8.0
 FIELD_BIAS = 1.0
+TWO_SIDED_COST = 8.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +83,20 @@ def limit_costs(
     batch: int,
     eval_size: int,
     weights: int = 1,
+    two_sided: bool = False,
     field_bias: float = FIELD_BIAS,
     rng_cost: float = RNG_COST,
 ) -> tuple[float, float]:
     """The cost model of the module docstring: (field cost, weight cost) per training step, in
-    multiply-adds, for `weights` initial matrices per block."""
+    multiply-adds, for `weights` initial matrices per block; `two_sided`: the field space of
+    standard backprop."""
     n_part, m, w, new = particles, depth_steps, weights, batch + eval_size
     shared = 2.0 * w * m * n_part * stored * (new + batch)
-    field = field_bias * (2 * shared + w * m * stored**2 * (new + batch))
+    factors = w * m * stored**2 * (new + batch)
+    if two_sided:
+        field = field_bias * (TWO_SIDED_COST * shared + 2 * factors)
+    else:
+        field = field_bias * (2 * shared + factors)
     weight = shared + w * (m * n_part**2 * (new + batch) + 2 * m * n_part**2 * rng_cost)
     return field, weight
 
@@ -120,13 +130,19 @@ def plan_limit(
         batch=batch,
         eval_size=eval_size,
         weights=w,
+        two_sided=solver.backward == "standard",
     )
     if solver.representation != "auto":
         representation = solver.representation
-    elif solver.backward == "standard":
-        representation = "weight"
     else:
         representation = "field" if cost_field <= cost_weight else "weight"
+    field_name = "two-sided field" if solver.backward == "standard" else "field"
+    choice = (
+        f"solver.representation='{solver.representation}'"
+        if solver.representation != "auto"
+        else f"auto: {field_name if representation == 'field' else 'weight'} space is cheaper "
+        f"for {solver.backward} backprop (cost ratio field/weight {cost_field / cost_weight:.3g})"
+    )
     _check_levels(config)
     itemsize = 8 if config.run.dtype == "float64" else 4
     history = arrays * m * n_part * stored
@@ -141,6 +157,7 @@ def plan_limit(
     # the jitted step keeps an input and an output copy of every group's state
     resident = groups * itemsize * (2 * (history + params) + paths + 2 * extra)
     devices, why = _devices(solver.devices, n_part, available_devices)
+    why = f"{choice}; {why}"
     shared = groups * itemsize * 2 * factors  # replicated on every device
     per_device = (resident - shared) // devices + shared
     sizes = (representation, stored, new, cost_field, cost_weight)
@@ -148,6 +165,15 @@ def plan_limit(
     history_bytes = groups * itemsize * (history + stored_white)
     if per_device <= limit:
         return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
+    if representation == "field" and solver.backward == "standard":
+        raise ValueError(
+            f"the two-sided field-space solve (standard backprop) needs about "
+            f"{per_device / 1e9:.3g} GB per device, more than solver.memory_limit_gb="
+            f"{solver.memory_limit_gb}, and its history cannot be streamed from host memory: "
+            "reduce solver.groups, solver.particles, solver.depth_steps, training.steps or "
+            "training.batch, use solver.representation='weight', or raise "
+            "solver.memory_limit_gb"
+        )
     # streamed: the per-particle history in host memory, blocks of it on one device
     # the new pairs' paths and what is computed from them (activations, entries, controls):
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)

@@ -27,6 +27,7 @@ from solvers import (
     FieldSpace,
     HostHistories,
     HostParticles,
+    TwoSidedFieldSpace,
     WeightSpace,
     weight_keys,
 )
@@ -185,8 +186,9 @@ def build_solver(
             refinement=refinement,
             mesh=mesh,
         )
-    else:
-        representation = FieldSpace(
+    else:  # field space: one-sided for decoupled backward weights, two-sided for standard
+        field = TwoSidedFieldSpace if solver_cfg.backward == "standard" else FieldSpace
+        representation = field(
             forward_keys=weight_keys(key_fwd, block.weights),
             backward_keys=weight_keys(key_bwd, block.weights),
             grid=grid,

@@ -48,9 +48,17 @@ class StepOutputs(eqx.Module):
     grad_train: Float[Array, "depths batch batch"]
 
 
-def _context(solver: LimitSolver, state: LimitState, direction: str, white) -> LimitContext:
+def _context(
+    solver: LimitSolver, state: LimitState, direction: str, white, revealed=None
+) -> LimitContext:
     products = solver.representation.products(
-        direction, state.noise, state.history, solver.block.conditioning, white, solver.jitter
+        direction,
+        state.noise,
+        state.history,
+        solver.block.conditioning,
+        white,
+        solver.jitter,
+        revealed,
     )
     return LimitContext(
         phi=solver.activation,
@@ -147,33 +155,56 @@ def limit_step(
     multiplier = solver.readout_map.multiplier(h_train[-1])
     if multiplier is not None:
         g_end = g_end * multiplier
-    back_white = solver.representation.new_white("backward", k, b, solver.dtype)
+    representation, conditioning = solver.representation, block.conditioning
+    # the forward products of this step's pairs, where the representation stores them (the
+    # backward sweep of a two-sided representation is conditioned on them)
+    current_inputs = block.history_entries(phi, path, jax.tree.map(jnp.zeros_like, path))
+    forward_values = representation.reveal(
+        "forward", state.noise, state.history, conditioning, current_inputs, white, solver.jitter
+    )
+    revealed = None if forward_values is None else (current_inputs, forward_values)
+    back_white = representation.new_white("backward", k, b, solver.dtype)
     term = BackwardTerm(
-        block, _context(solver, state, "backward", back_white), solver.grid, train_path
+        block, _context(solver, state, "backward", back_white, revealed), solver.grid, train_path
     )
     back_path = sweep(term, solver.scheme, solver.grid, block.backward_state(g_end), reverse=True)
     g_path = block.gradients(back_path)
+    entries = block.history_entries(phi, train_path, back_path)
+    backward_values = representation.reveal(
+        "backward",
+        state.noise,
+        state.history,
+        conditioning,
+        entries,
+        back_white,
+        solver.jitter,
+        revealed,
+    )
+    # what the noise history stores per pair: the standard increments, or the products
+    stored_forward = white if forward_values is None else forward_values
+    stored_backward = back_white if backward_values is None else backward_values
 
     # slots: step 0's minibatch, then (with control variates) step 0's eval pairs, then the
     # minibatches of steps 1, 2, ...
     start = jnp.asarray(k * b + solver.anchors * (k > 0), jnp.int32)
     train_white = {
-        "forward": None if white is None else {w: a[:, :, :b] for w, a in white.items()},
-        "backward": back_white,
+        "forward": None
+        if stored_forward is None
+        else {w: a[:, :, :b] for w, a in stored_forward.items()},
+        "backward": stored_backward,
     }
-    entries = block.history_entries(phi, train_path, back_path)
     history, noise = _store(solver, state.history, state.noise, entries, train_white, start)
     if solver.anchors and solver.host is None:
         history, noise = lax.cond(
             k == 0,
-            lambda stored: _store_eval(solver, *stored, path, back_path, white, b, b),
+            lambda stored: _store_eval(solver, *stored, path, back_path, stored_forward, b, b),
             lambda stored: stored,
             (history, noise),
         )
     elif solver.anchors:  # writes to host memory cannot sit in a vmapped cond: write at
         # slot b when k = 0 and at the end slot (nothing is written) otherwise
         nowhere = jnp.where(k == 0, b, solver.stored).astype(jnp.int32)
-        new = _store_eval(solver, history, noise, path, back_path, white, b, nowhere)
+        new = _store_eval(solver, history, noise, path, back_path, stored_forward, b, nowhere)
         history, noise = jax.tree.map(lambda a, c: jnp.where(k == 0, a, c), new, (history, noise))
     new_state = LimitState(  # laid out as the state came in (a mesh: particles split)
         readin=state.readin

@@ -177,11 +177,6 @@ class SolverConfig:
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)
         check.memory_limit("solver", "memory_limit_gb", self.memory_limit_gb)
-        if self.backward == "standard" and self.representation == "field":
-            raise ValueError(
-                "solver.backward='standard' needs the weight-space representation (the field-"
-                "space system is the decoupled NFD); set solver.representation='weight' or 'auto'"
-            )
 
 
 @dataclasses.dataclass(frozen=True)

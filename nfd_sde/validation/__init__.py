@@ -10,7 +10,10 @@ from ._closed_forms import (
     two_layer_first_step_change as two_layer_first_step_change,
 )
 from ._linear_reference import linear_reference as linear_reference
-from ._network_identity import limit_from_network as limit_from_network
+from ._network_identity import (
+    field_limit_from_network as field_limit_from_network,
+    limit_from_network as limit_from_network,
+)
 from ._reference_kernels import (
     euler_gradient_kernel as euler_gradient_kernel,
     euler_kernel as euler_kernel,

@@ -8,6 +8,8 @@ network's accumulated update acting on its features. `limit_from_network` builds
 state.
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax
 
@@ -40,6 +42,38 @@ def limit_from_network(
         offsets = getattr(network, offset)
         backward[name] = forward[name] if offsets is None else StoredMatrices(matrices + offsets)
     solver = eqx.tree_at(lambda s: s.representation, solver, WeightSpace(forward, backward))
+    state = solver.init_state(key=jax.random.key(1))
+    state = eqx.tree_at(lambda s: (s.readin, s.readout), state, (network.readin, network.readout.T))
+    return solver, state
+
+
+def field_limit_from_network(
+    config: Config, stream: DataStream, network: ResNet, *, coupling: bool = True
+) -> tuple[LimitSolver, LimitState]:
+    """A two-sided field-space solver (standard backprop) whose fresh noise is `network`'s own
+    initial weights: each new product's unrevealed part is G P a / sqrt(n) with G = W(0), so,
+    since W(0) = W* + P_B W(0) P_A exactly, the solve computes what the network computes.
+
+    `config.solver` must ask for field space and standard backprop with `depth_steps` = the
+    network's depth and `particles` = its width; the network must use standard backprop."""
+    if (config.solver.representation, config.solver.backward) != ("field", "standard"):
+        raise ValueError(
+            "the field-space network identity needs solver.representation='field' and "
+            "solver.backward='standard'"
+        )
+    if (config.solver.depth_steps, config.solver.particles) != (network.depth, network.width):
+        raise ValueError(
+            "the network identity needs solver.depth_steps = network depth and "
+            "solver.particles = network width"
+        )
+    solver = build_solver(config, stream, key=jax.random.key(0))
+    fresh = {}
+    for name, (weight, offset) in solver.block.network_weights.items():
+        if getattr(network, offset) is not None:
+            raise ValueError("the field-space network identity needs a standard-backprop network")
+        fresh[name] = StoredMatrices(getattr(network, weight))
+    representation = dataclasses.replace(solver.representation, fresh=fresh, coupling=coupling)
+    solver = eqx.tree_at(lambda s: s.representation, solver, representation)
     state = solver.init_state(key=jax.random.key(1))
     state = eqx.tree_at(lambda s: (s.readin, s.readout), state, (network.readin, network.readout.T))
     return solver, state
