@@ -216,20 +216,16 @@ class TwoSidedFieldSpace(AbstractRepresentation):
     def reveal(self, direction, noise, history, conditioning, inputs, white, jitter, revealed=None):
         """The products' values for the new pairs `inputs` (per stored name: steps, particles,
         new) on the whole grid, recomputed from the same noise as the sweep's."""
-        side = DIRECTIONS.index(direction)
-        out = {}
-        for w in white:
-            product = self._product(
-                w, direction, noise, history, conditioning, white, jitter, revealed
-            )
-            x = inputs[conditioning[w][side]]
-            out[w] = lax.map(lambda args, p=product: p(*args), (jnp.arange(x.shape[0]), x))
-        return out
+        parts = self.coupling_parts(
+            direction, noise, history, conditioning, inputs, white, jitter, revealed
+        )
+        return {w: value for w, (value, _) in parts.items()}
 
     def coupling_parts(
         self, direction, noise, history, conditioning, inputs, white, jitter, revealed=None
-    ):
-        """Per weight, (steps, particles, new): the reuse-coupling part of each new product."""
+    ) -> dict[str, tuple[Array, Array]]:
+        """Per weight, (steps, particles, new) each: the new pairs' products on the whole grid
+        and their reuse-coupling parts."""
         side = DIRECTIONS.index(direction)
         out = {}
         for w in white:
@@ -237,7 +233,7 @@ class TwoSidedFieldSpace(AbstractRepresentation):
                 w, direction, noise, history, conditioning, white, jitter, revealed
             )
             x = inputs[conditioning[w][side]]
-            out[w] = lax.map(lambda args, p=product: p.parts(*args)[1], (jnp.arange(x.shape[0]), x))
+            out[w] = lax.map(lambda args, p=product: p.parts(*args), (jnp.arange(x.shape[0]), x))
         return out
 
     def append(self, noise, history, entries, conditioning, white, start, jitter):

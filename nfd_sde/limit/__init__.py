@@ -1,5 +1,6 @@
 """The NFD limit: particles, the limit's SGD step, the solve, and the plan that precedes it."""
 
+from ._coupling import coupling_gap as coupling_gap
 from ._diagnostics import first_layer_changes as first_layer_changes
 from ._groups import (
     build_groups as build_groups,

@@ -159,6 +159,7 @@ def run_groups(
         "feature_eval": np.concatenate([steps("feature_eval"), feature_final[:, None]], axis=1),
         "feature_train": steps("feature_train"),
         "grad_train": steps("grad_train"),
+        "coupling": steps("coupling") if outputs else None,
         "step_times": step_times,
         "steps_solved": solved,
         "final_state": state,

@@ -90,6 +90,14 @@ class LimitSolver(eqx.Module):
     dtype: str = eqx.field(static=True)
     mesh: AxisMesh | None = eqx.field(static=True, default=None)
     host: HostHistories | None = eqx.field(static=True, default=None)
+    record_coupling: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if self.record_coupling and not isinstance(self.representation, TwoSidedFieldSpace):
+            raise ValueError(
+                "recording the reuse coupling needs the two-sided field space (standard backprop "
+                "with solver.representation='field')"
+            )
 
     def init_state(self, *, key: PRNGKeyArray, group: int = 0) -> LimitState:
         """U^0 and V^0 i.i.d. N(0, 1) per particle; empty history (identity-padded factors),

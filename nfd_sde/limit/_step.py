@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, Int
 from solvers import particle_gram, sweep, write_pairs
 
 from ..model import LimitContext
+from ._coupling_record import coupling_record, empty_record
 from ._solver import LimitSolver, LimitState, constrain_state
 from ._terms import BackwardTerm, ForwardTerm
 
@@ -38,7 +39,8 @@ class ControlStatistics(eqx.Module):
 
 
 class StepOutputs(eqx.Module):
-    """Step k's outputs (plain particle means and control-variate estimates) and kernels."""
+    """Step k's outputs (plain particle means and control-variate estimates), kernels, and the
+    reuse coupling's record (`_coupling_record`; no depth steps unless the solver records it)."""
 
     f_train: Float[Array, "batch outputs"]
     f_eval: Float[Array, "eval outputs"]
@@ -46,6 +48,7 @@ class StepOutputs(eqx.Module):
     feature_train: Float[Array, "depths batch batch"]
     feature_eval: Float[Array, "depths eval eval"]
     grad_train: Float[Array, "depths batch batch"]
+    coupling: Float[Array, "directions weights steps 3"]
 
 
 def _context(
@@ -180,6 +183,12 @@ def limit_step(
         solver.jitter,
         revealed,
     )
+    if solver.record_coupling:
+        coupling = coupling_record(
+            solver, state, current_inputs, white, entries, back_white, revealed, b
+        )
+    else:
+        coupling = empty_record(block, solver.dtype)
     # what the noise history stores per pair: the standard increments, or the products
     stored_forward = white if forward_values is None else forward_values
     stored_backward = back_white if backward_values is None else backward_values
@@ -224,6 +233,7 @@ def limit_step(
         feature_train=kernels(solver, feature_paths[:, :, :b]),
         feature_eval=kernels(solver, feature_paths[:, :, b:]),
         grad_train=kernels(solver, g_path),
+        coupling=coupling,
     )
     return new_state, outputs
 
