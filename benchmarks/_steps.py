@@ -96,7 +96,14 @@ def _stepper(compiled, args):
     return call
 
 
-def compile_solver(shape: Shape, particles, depth_steps, stored, representation, driver):
+def solver_state(build, config, stream, key, plan):
+    """A fresh initial state of the solver `build` makes for `config` (one group)."""
+    return build(config, stream, key=jax.random.key(0), plan=plan).init_state(key=key)
+
+
+def compile_solver(
+    shape: Shape, particles, depth_steps, stored, representation, driver, backward="decoupled"
+):
     """The compiled step of one solver config: (info, call at k = K-1, call at k = 0)."""
     config = base_config(shape, stored=stored).replace(
         solver={
@@ -104,6 +111,8 @@ def compile_solver(shape: Shape, particles, depth_steps, stored, representation,
             "depth_steps": depth_steps,
             "representation": representation,
             "driver": driver,
+            "backward": backward,
+            "levels": 1,
             "memory_limit_gb": 1e6,
         }
     )
@@ -113,8 +122,14 @@ def compile_solver(shape: Shape, particles, depth_steps, stored, representation,
     key_solver, key_state = jax.random.split(jax.random.key(0))
     solver = build_solver(config, stream, key=key_solver, plan=plan)
     last = stream.steps - 1
-    args = ((solver, jnp.int32(last), *_inputs(stream, last)), solver.init_state(key=key_state))
-    args_k0 = ((solver, jnp.int32(0), *_inputs(stream, 0)), solver.init_state(key=key_state))
+
+    def one_group(tree):  # `jit_step` steps stacked groups: one here
+        return jax.tree.map(lambda a: a[None], tree)
+
+    solver = one_group(solver)
+    state = lambda: one_group(solver_state(build_solver, config, stream, key_state, plan))  # noqa: E731
+    args = ((solver, jnp.int32(last), *_inputs(stream, last)), state())
+    args_k0 = ((solver, jnp.int32(0), *_inputs(stream, 0)), state())
     compiled, compile_times = aot_compile(jit_step, *args)
     info = {
         "particles": particles,
@@ -125,6 +140,7 @@ def compile_solver(shape: Shape, particles, depth_steps, stored, representation,
         "eval_size": shape.eval_size,
         "dim": shape.dim,
         "representation": solver.representation.name,
+        "backward": backward,
         "driver": driver,
         "timed_step_k": last,
         **compile_times,

@@ -153,8 +153,9 @@ def test_mistakes_are_refused_before_any_work(audit, tmp_path, capsys):
 def test_scales_grow_and_plan_every_claim():
     names = [c.name for c in CLAIMS]
     fast, standard = SCALES["fast"], SCALES["standard"]
-    # the fast scale was measured at 174 s on 2 CPU cores (the planned total: 179 s)
-    assert fast.planned_total(names) <= 180
+    # the fast scale was measured at 174 s on 2 CPU cores before claim 3 moved onto the limit
+    # itself (about 30 s more: three compiled depths); the planned total: 208 s
+    assert fast.planned_total(names) <= 210
     assert standard.planned_total(names) <= 3600
     for scale in SCALES.values():
         assert set(scale.planned_s) == set(names)

@@ -26,8 +26,9 @@ from ..model import json_ready, load_config, run_meta, to_dict
 from ._arguments import check_out_dir
 from ._audit_blocks import CollapseClaim, NormsClaim
 from ._audit_claims import AbstractClaim, AuditContext, KernelClaim
-from ._audit_compare import ConvergenceClaim, GapClaim
+from ._audit_compare import ConvergenceClaim
 from ._audit_data import TransferClaim
+from ._audit_gap import GapClaim
 from ._audit_report import write_reports
 from ._audit_scales import SCALES, AuditScale
 from ._audit_scaling import ScalingClaim

@@ -1,8 +1,6 @@
-"""Claims 2 and 3 of the audit, both read off `run_compare` (docs/compare.md): the decoupled
-finite networks' bias in width and depth error in depth (claim 2), and the standard-decoupled
-gap at infinite width against depth, for one-layer and two-layer blocks (claim 3). Each compare
-keeps its own per-run resume store under the audit's work directory; claim 3 reruns claim 2's
-one-layer compare with the same arguments, which only reads that store back."""
+"""Claim 2 of the audit, read off `run_compare` (docs/compare.md): the decoupled finite
+networks' bias in width and depth error in depth. The compare keeps its own per-run resume store
+under the audit's work directory."""
 
 from typing import Any, final
 
@@ -12,14 +10,10 @@ from matplotlib.figure import Figure
 from ..model import load_stream
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
 from ._audit_verdicts import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
     RATE_RULE,
     combine,
     rate_verdict,
     size_axis,
-    verdict,
 )
 from ._compare import run_compare
 from ._plots import new_figure, palette
@@ -28,7 +22,7 @@ BLOCKS = ("one_layer", "two_layer")
 
 
 def _compare(context: AuditContext, block: str) -> dict[str, Any]:
-    sizes = context.scale.compare if block == "one_layer" else context.scale.two_layer_compare
+    sizes = context.scale.compare
     config = context.config.replace(model={"block": block}, training={"steps": sizes.steps})
     data = run_compare(
         config,
@@ -124,87 +118,3 @@ class ConvergenceClaim(AbstractClaim):
             ci = fit.get("ci95") or (None, None)
             rows.append([what, value_text(fit.get("slope")), interval_text(*ci), "-1"])
         return rows
-
-
-@final
-class GapClaim(AbstractClaim):
-    name = "gap"
-    scale_fields = ("compare", "two_layer_compare")
-    title = "3. Standard backprop against NFD: does the gap vanish with depth?"
-    statement = (
-        "The NFD drops the coupling of forward and backward weights (the gradient-independence "
-        "assumption, GIA). The claim: the gap between standard backprop and the decoupled system "
-        "vanishes as depth grows, so GIA becomes valid at infinite depth; for one-layer and for "
-        "two-layer blocks."
-    )
-    rule = (
-        "The gap |E(f_standard - f_decoupled)| (paired by seed) is extrapolated linearly in 1/n to "
-        "infinite width at every depth L, with its 95% interval, and fitted against L (log-log, "
-        "resolved points only). Per block type: holds (the gap vanishes) if the fitted slope's "
-        "95% interval lies below 0; fails if its lower end is >= 0 (no decay); otherwise, or "
-        "with fewer than two resolved depths, inconclusive. Claim: both block types hold -> "
-        "holds; either fails -> fails; else inconclusive."
-    )
-
-    def measure(self, context: AuditContext) -> dict[str, Any]:
-        runs = [_compare(context, "one_layer")]
-        if context.scale.two_layer_compare is None:
-            runs.append({"block": "two_layer", "skipped": "not run at this scale (time budget)"})
-        else:
-            runs.append(_compare(context, "two_layer"))
-        return {"runs": runs}
-
-    def verdict(self, data: dict[str, Any]) -> dict[str, str]:
-        return combine([_gap_verdict(run) for run in data["runs"]])
-
-    def figure(self, data: dict[str, Any]) -> Figure:
-        figure = new_figure(1, 1, width=6.5, height=4.2)
-        ax = figure.axes[0]
-        for run, colour in zip(data["runs"], palette(2)):
-            if "skipped" in run:
-                continue
-            cells = run["gap_infinite_width"]
-            values = _points(cells)
-            low, high = _points(cells, "low"), _points(cells, "high")
-            ax.errorbar(run["grid"]["depths"], values, yerr=[values - low, high - values],
-                        fmt="o-", color=colour, capsize=3,
-                        label=f"{run['block']}, n -> infinity (95%)")  # fmt: skip
-        depths = sorted({d for run in data["runs"] if "grid" in run for d in run["grid"]["depths"]})
-        size_axis(ax, depths)
-        ax.set(xlabel="depth L", ylabel="|E(f_std - f_dec)| / |f_NFD|",
-               title="standard-decoupled gap at infinite width")  # fmt: skip
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="x-small")
-        return figure
-
-    def table(self, data: dict[str, Any]) -> list[list[str]]:
-        rows = []
-        for run in data["runs"]:
-            if "skipped" in run:
-                rows.append([f"{run['block']}: gap", "-", "-", run["skipped"]])
-                continue
-            for depth, cell in zip(run["grid"]["depths"], run["gap_infinite_width"]):
-                cell = cell or {}
-                rows.append([f"{run['block']}: gap at n = inf, L = {depth}",
-                             value_text(cell.get("debiased")),
-                             interval_text(cell.get("low"), cell.get("high")), "-> 0 as L grows"])  # fmt: skip
-            fit = run["fits"]["gap"] or {}
-            rows.append([f"{run['block']}: gap slope in L", value_text(fit.get("slope")),
-                         interval_text(*(fit.get("ci95") or (None, None))), "< 0"])  # fmt: skip
-        return rows
-
-
-def _gap_verdict(run: dict[str, Any]) -> dict[str, str]:
-    block = run["block"]
-    if "skipped" in run:
-        return verdict(INCONCLUSIVE, f"{block}: {run['skipped']}")
-    fit = run["fits"]["gap"]
-    if not fit or fit.get("ci95") is None:
-        return verdict(INCONCLUSIVE, f"{block}: the gap is resolved at fewer than two depths")
-    low, high = fit["ci95"]
-    where = f"{block}: gap ~ L^{fit['slope']:.3f} [{low:.3f}, {high:.3f}]"
-    if high < 0:
-        return verdict(HOLDS, f"{where}, decays")
-    if low >= 0:
-        return verdict(FAILS, f"{where}, does not decay")
-    return verdict(INCONCLUSIVE, f"{where}, contains 0")

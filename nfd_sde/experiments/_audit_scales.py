@@ -29,6 +29,19 @@ class CompareSizes:
 
 
 @dataclasses.dataclass(frozen=True)
+class GapSizes:
+    """Claim 3: `coupling_gap` at M = L for every depth, one-layer and two-layer blocks (at each
+    first-layer exponent c), `groups` paired particle groups of `particles`."""
+
+    one_layer_depths: tuple[int, ...]
+    two_layer_depths: tuple[int, ...]
+    exponents: tuple[float, ...]
+    particles: int
+    groups: int
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
 class CollapseSizes:
     """Claim 4: `collapse_against_limit` (finite networks and the limit at M = L)."""
 
@@ -84,7 +97,7 @@ class AuditScale:
     name: str
     kernels: KernelSizes
     compare: CompareSizes
-    two_layer_compare: CompareSizes | None  # None: claim 3's two-layer half is not run
+    gap: GapSizes
     collapse: CollapseSizes
     transfer: TransferSizes
     norms: NormsSizes
@@ -101,7 +114,14 @@ FAST = AuditScale(
     compare=CompareSizes(
         widths=(8, 16), depths=(2, 4), seeds=64, particles=1024, limit_seeds=2, steps=4
     ),
-    two_layer_compare=None,
+    gap=GapSizes(
+        one_layer_depths=(2, 4, 8),
+        two_layer_depths=(),
+        exponents=(0.0,),
+        particles=128,
+        groups=4,
+        steps=2,
+    ),
     collapse=CollapseSizes(depths=(2, 4), widths=(32,), seeds=2, particles=256, exponents=(0.0,)),
     transfer=TransferSizes(
         depths=(2, 4),
@@ -127,7 +147,7 @@ FAST = AuditScale(
     planned_s={
         "kernels": 25,
         "convergence": 45,
-        "gap": 1,
+        "gap": 30,
         "collapse": 35,
         "transfer": 10,
         "norms": 8,
@@ -140,8 +160,13 @@ STANDARD = AuditScale(
     compare=CompareSizes(
         widths=(8, 16, 32), depths=(2, 4, 8), seeds=512, particles=16384, limit_seeds=8, steps=4
     ),
-    two_layer_compare=CompareSizes(
-        widths=(8, 16, 32), depths=(2, 4, 8), seeds=256, particles=8192, limit_seeds=4, steps=4
+    gap=GapSizes(
+        one_layer_depths=(2, 4, 8, 16, 32, 64, 128, 256),
+        two_layer_depths=(2, 4, 8, 16, 32, 64),
+        exponents=(0.0, 0.5),
+        particles=1024,
+        groups=8,
+        steps=4,
     ),
     collapse=CollapseSizes(
         depths=(4, 8, 16, 32), widths=(64, 128), seeds=3, particles=2048, groups=8
@@ -170,7 +195,7 @@ STANDARD = AuditScale(
     planned_s={
         "kernels": 35,
         "convergence": 210,
-        "gap": 105,
+        "gap": 900,
         "collapse": 220,
         "transfer": 75,
         "norms": 10,
@@ -188,12 +213,12 @@ FULL = AuditScale(
         limit_seeds=8,
         steps=8,
     ),
-    two_layer_compare=CompareSizes(
-        widths=(16, 32, 64, 128),
-        depths=(2, 4, 8, 16),
-        seeds=1024,
-        particles=32768,
-        limit_seeds=8,
+    gap=GapSizes(
+        one_layer_depths=(2, 4, 8, 16, 32, 64, 128, 256, 512),
+        two_layer_depths=(2, 4, 8, 16, 32, 64, 128),
+        exponents=(0.0, 0.5),
+        particles=65536,
+        groups=8,
         steps=8,
     ),
     collapse=CollapseSizes(

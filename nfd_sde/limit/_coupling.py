@@ -16,7 +16,9 @@ Returned, as plain data:
 * `coupling`: per direction and weight, at every depth step m, the RMS of the coupling part of the
   products relative to the RMS of the products (`layer_share`), and the RMS of the coupling
   accumulated along the sweep (`accumulated`; see `_coupling_record`), averaged over the steps
-  and the groups, with standard errors over the groups.
+  and the groups, with standard errors over the groups;
+* `differences`: the groups' paired differences f_standard - f_decoupled, (groups, K+1, P, C), a
+  NumPy array (for extrapolation across depths; None when a solve diverged).
 """
 
 import dataclasses
@@ -72,6 +74,7 @@ def coupling_gap(config: Config, stream: DataStream, *, key: PRNGKeyArray) -> di
         out["gap"] = None
         out["gap_per_step"] = None
         out["coupling"] = None
+        out["differences"] = None
         return out
     out["gap"] = dataclasses.asdict(mean_distance([(1.0, diff)], scale=scale))
     out["gap_per_step"] = [
@@ -79,6 +82,7 @@ def coupling_gap(config: Config, stream: DataStream, *, key: PRNGKeyArray) -> di
         for k in range(diff.shape[1])
     ]
     out["coupling"] = _coupling_summary(standard["coupling"], config)
+    out["differences"] = diff
     return out
 
 
