@@ -10,6 +10,7 @@ from typing import Any
 
 from ._compare_plots import FIGURES, plot_compare
 from ._compare_store import read_compare
+from ._evidence import rate_caveats
 from ._records import write_text
 from ._report_format import join, num, pct, pm, table
 
@@ -42,7 +43,16 @@ def render_report(data: dict[str, Any]) -> str:
 
 
 def describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> str:
-    """One sentence: `decoupled bias falls like n^-0.95 ± 0.15 (95% CI [-1.24, -0.66], ...)`."""
+    """One sentence: `decoupled bias falls like n^-0.95 ± 0.15 (95% CI [-1.24, -0.66], ...)`,
+    followed by the caveats of the shared evidence rule (`_evidence.rate_caveats`): a rate from
+    fewer than three resolved sizes, an interval that excludes the expected exponent."""
+    sentence = _describe_fit(fit, quantity=quantity, symbol=symbol)
+    caveats = rate_caveats(fit, symbol)
+    return sentence + "".join(f"; NOTE: {c}" for c in caveats)
+
+
+def _describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> str:
+    """The sentence of `describe_fit`, before its caveats."""
     if fit is None or fit.get("slope") is None:
         left = _excluded(fit)
         return f"{quantity}: no rate (fewer than two resolved sizes{left})"
