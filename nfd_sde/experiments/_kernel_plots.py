@@ -53,9 +53,12 @@ def plot_compare_kernels(data: Mapping[str, Any], path: str | Path) -> Figure:
                 )
             floor = [_float(e["floor"]) for e in errors]
             bottom.plot(t, floor, ":", color="grey", label=f"{mode}, noise of both means")
-        top.set(title=KERNEL_TITLES[name], xlabel="depth time t", ylabel="mean diagonal")
+        top.set(xlabel="depth time t", ylabel="mean diagonal")
+        top.set_title(KERNEL_TITLES[name], fontsize="medium")
+        bottom.set_title(
+            f"|E K - K_limit| / |K_limit| per depth (n = {width}, L = {depth})", fontsize="medium"
+        )
         bottom.set(
-            title=f"|E K - K_limit| / |K_limit| per depth (n = {width}, L = {depth})",
             xlabel="depth time t",
             ylabel="relative distance (all steps, input pairs)",
         )
