@@ -94,7 +94,7 @@ def rate_lines(data: dict[str, Any]) -> str:
             describe_fit(fits["depth_limit"], quantity="the limit's depth error", symbol="L")
         )
     for depth, cell in zip(grid["depths"], summary.get("gap_infinite_width") or []):
-        lines.append(_infinite_gap(cell, depth))
+        lines.append(describe_infinite_gap(cell, depth))
     budget = _budget(data)
     return (
         "## Rates\n\n"
@@ -113,14 +113,24 @@ def _excluded(fit) -> str:
     return "; left out: " + ", ".join(parts)
 
 
-def _infinite_gap(cell, depth) -> str:
+def describe_infinite_gap(cell, depth) -> str:
+    """One line on the gap at infinite width at depth L: its value with its 95% interval when
+    resolved, "not resolved, below X" when not, "undefined" without an error estimate."""
+    where = f"gap at infinite width, L = {depth}"
     if cell is None:
-        return f"gap at infinite width, L = {depth}: undefined (fewer than two widths)"
-    verdict = "excludes 0" if cell["resolved"] else "contains 0: not resolved"
+        return f"{where}: undefined (fewer than two widths)"
+    if not all(_finite(cell.get(k)) for k in ("debiased", "stderr", "high")):
+        return f"{where}: undefined (no error estimate: too few seeds per width)"
+    if not cell["resolved"]:
+        return f"{where}: not resolved, below {num(cell['high'])} (the 95% interval contains 0)"
     return (
-        f"gap at infinite width, L = {depth}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
-        f"[{num(cell['low'])}, {num(cell['high'])}], {verdict})"
+        f"{where}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
+        f"[{num(cell['low'])}, {num(cell['high'])}], excludes 0)"
     )
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _budget(data) -> str:
