@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from nfd_sde.experiments import plot_loss_curves, plot_overlay
+from nfd_sde.experiments import plot_kernels_along_depth, plot_loss_curves, plot_overlay
 from nfd_sde.experiments._demo_plots import plot_demo
 from nfd_sde.experiments._plots import new_figure
 from nfd_sde.model import Result
@@ -30,6 +30,15 @@ def _result(kind: str, **producer) -> Result:
 # the longest labels the commands write: a limit with its groups, extrapolated grids and space
 LIMIT = _result("limit", particles=4096, groups=4, grids=[16, 8, 4], depth_steps=16,
                 representation="field", backward="decoupled")  # fmt: skip
+
+
+def _with_kernels(result: Result, band: bool) -> Result:
+    eye = np.broadcast_to(np.eye(P), (K + 1, 3, P, P)) * np.linspace(0.5, 0.8, 3)[:, None, None]
+    result.kernels = {"t": [0.0, 0.5, 1.0], "feature_eval": eye, "grad_train": eye[:K, :, :2, :2]}
+    if band:
+        result.stderr = dict(result.stderr, kernels={k: 0.02 * v for k, v in result.kernels.items()
+                                                     if k != "t"})  # fmt: skip
+    return result
 
 
 def _demo_summary() -> dict:
@@ -64,7 +73,18 @@ FIGURES = {
         path,
     ),
     "demo overlay.png": lambda path: plot_demo(_demo_summary(), path),
+    "kernels along depth": lambda path: plot_kernels_along_depth(
+        _with_kernels(_result("limit", particles=512, depth_steps=4), band=True),
+        {"finite n = 64": _with_kernels(_result("finite", width=64), band=False)},
+        path,
+    ),
 }
+
+
+def test_the_kernel_figure_draws_the_limit_s_band(tmp_path):
+    figure = FIGURES["kernels along depth"](tmp_path / "kernels.png")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert "NFD limit's 95% band" in labels
 
 
 @pytest.mark.parametrize("name", FIGURES)

@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ._compare_fits import expected_line
+from ._evidence import fit_sizes, too_few_sizes
 from ._kernel_plots import plot_compare_kernels
 from ._plots import (
     LIMIT_STYLE,
@@ -251,9 +252,13 @@ def _expected(ax: Axes, fit, symbol: str) -> None:
 
 
 def _fit_label(fit) -> str:
+    """`: slope -0.95 ± 0.08`, and `(2 sizes: not a rate)` under the shared evidence rule."""
     if not fit or fit.get("slope") is None:
         return ""
-    return f": slope {fit['slope']:.2f} ± {fit['stderr']:.2f}"
+    few = too_few_sizes(fit_sizes(fit))
+    return f": slope {fit['slope']:.2f} ± {fit['stderr']:.2f}" + (
+        f" ({fit_sizes(fit)} sizes: not a rate)" if few else ""
+    )
 
 
 def _ylabel(data, what: str) -> str:

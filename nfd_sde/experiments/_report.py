@@ -119,10 +119,10 @@ def describe_infinite_gap(cell, depth) -> str:
     where = f"gap at infinite width, L = {depth}"
     if cell is None:
         return f"{where}: undefined (fewer than two widths)"
-    if not all(_finite(cell.get(k)) for k in ("debiased", "stderr", "high")):
-        return f"{where}: undefined (no error estimate: too few seeds per width)"
-    if not cell["resolved"]:
+    if not cell["resolved"] and _finite(cell.get("high")):
         return f"{where}: not resolved, below {num(cell['high'])} (the 95% interval contains 0)"
+    if not all(_finite(cell.get(k)) for k in ("debiased", "stderr", "high")):
+        return f"{where}: undefined (no error estimate)"
     return (
         f"{where}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
         f"[{num(cell['low'])}, {num(cell['high'])}], excludes 0)"
