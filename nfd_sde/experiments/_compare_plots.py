@@ -107,7 +107,8 @@ def plot_depth_error(data: Mapping[str, Any], path: str | Path) -> Figure:
         if summary.get("depth_limit") is not None:
             fit = fits["depth_limit"]
             label = f"NFD limit, M = L{_fit_label(fit)}"
-            _points(ax, grid["depths"], summary["depth_limit"], label=label, **LIMIT_STYLE)
+            _points(ax, grid["depths"], summary["depth_limit"], label=label, marker="s",
+                    **LIMIT_STYLE)  # fmt: skip
         _expected(ax, fits[f"depth_{mode}"][-1], "L")
         ax.set(title=f"{mode}: depth error vs depth", xlabel=f"depth L ({reference})",
                ylabel=_ylabel(data, "|E f(L) - f_ref(L)|"))  # fmt: skip
