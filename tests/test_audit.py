@@ -17,6 +17,7 @@ import pytest
 import nfd_sde._cli as cli
 from nfd_sde.experiments import CLAIMS, SCALES, run_audit
 from nfd_sde.experiments._audit_verdicts import VERDICTS
+from tests._figures import layout_defects
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VOID = {"meta", "img", "br", "hr", "link", "input"}
@@ -70,6 +71,22 @@ def test_every_claim_runs_within_the_fast_budget(audit):
     for record in result["records"]:
         assert record["verdict"]["verdict"] in VERDICTS
         assert "error" not in record, record.get("error")
+
+
+def test_claim_figures_have_a_clean_layout(audit):
+    _, result, _ = audit
+    claims = {c.name: c for c in CLAIMS}
+    for record in result["records"]:
+        if record.get("data") is not None:
+            figure = claims[record["name"]].figure(record["data"])
+            assert layout_defects(figure) == [], record["name"]
+
+
+def test_summary_table_states_the_numbers(audit):
+    out, result, _ = audit
+    text = (out / "report.md").read_text()
+    assert "| claim | verdict | measured (95% interval) |" in text
+    assert re.search(r"\| convergence \| [^|]+ \| bias rate in n: ", text)
 
 
 def test_html_report_is_well_formed_with_png_figures(audit):

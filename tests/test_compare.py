@@ -25,6 +25,8 @@ import nfd_sde.experiments._compare as compare
 import nfd_sde.experiments._compare_runs as compare_runs
 from nfd_sde import load_config, load_stream, read_compare, run_compare, write_compare, write_report
 from nfd_sde.experiments import FIGURES, check_grid, read_compare_runs
+from nfd_sde.experiments._compare_plots import drawers
+from tests._figures import layout_defects
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -157,6 +159,12 @@ def compare_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     assert cli.main([str(a) for a in ["compare", *E2E, "--out", out]]) == 0
     return out
+
+
+def test_compare_figures_have_a_clean_layout(compare_run, tmp_path):
+    data = read_compare(compare_run)
+    for name, draw in drawers().items():
+        assert layout_defects(draw(data, tmp_path / f"{name}.png")) == [], name
 
 
 def check_decoupled_matches_limit(data):

@@ -3,10 +3,12 @@
 The kernel is this interpreter (`sys.executable`, the test venv's Python with ipykernel), named by
 a kernel spec written into a temporary JUPYTER_PATH entry, so no kernel needs to be installed and
 a `python3` kernel of another environment cannot be picked up by mistake. The spec sets
-`NFD_FAST=1`, which every notebook reads to shrink its sizes.
+`NFD_FAST=1`, which every notebook reads to shrink its sizes, and `NFD_RUNS`, the folder the
+notebooks write under (by default the repository's runs/), to a temporary one.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def kernel_name(tmp_path_factory, monkeypatch_module):
                 "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                 "display_name": "nfd-sde tests",
                 "language": "python",
-                "env": {"NFD_FAST": "1", "MPLBACKEND": "Agg"},
+                "env": {"NFD_FAST": "1", "MPLBACKEND": "Agg", "NFD_RUNS": str(root / "runs")},
             }
         )
     )
@@ -67,3 +69,9 @@ def test_notebook_runs_in_fast_mode(path, kernel_name):
     assert not errors, errors
     images = [out for out in outputs if "image/png" in out.get("data", {})]
     assert images, f"{path.name} produced no figure"
+    # what the notebook prints and writes in prose (not reprs of arrays): no NaN there
+    text = "".join(
+        "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/markdown", ""))
+        for out in outputs
+    )
+    assert not re.search(r"\bnan\b", text, flags=re.I), f"{path.name} prints NaN"

@@ -26,8 +26,15 @@ from nfd_sde.experiments import (
     transfer_sweep,
 )
 from nfd_sde.experiments._arguments import learning_rates_type, numbers_type, sizes_type
+from nfd_sde.experiments._two_layer_plots import (
+    plot_collapse,
+    plot_coordinate_check,
+    plot_norms,
+    plot_transfer,
+)
 from nfd_sde.finite import LossCurves, train_finite, train_losses, train_losses_ensemble
 from nfd_sde.validation import first_layer_change_exponent, forward_second_moment
+from tests._figures import layout_defects
 
 Z = 4.0  # a false failure has probability ~6e-5 per check
 CURVATURE = 0.05
@@ -398,6 +405,8 @@ def test_collapse_and_norms_commands(tmp_path, capsys):
     assert data["exponents"] == [0.0, 0.5]
     assert (out / "collapse.png").stat().st_size > 0
     assert (out / "coordinate_check.png").stat().st_size > 0
+    for draw in (plot_collapse, plot_coordinate_check):
+        assert layout_defects(draw(data, tmp_path / "figure.png")) == [], draw.__name__
     assert "first_layer: slope" in capsys.readouterr().out
     with pytest.raises(ValueError, match="overwrite"):
         _main(argv)
@@ -407,9 +416,11 @@ def test_collapse_and_norms_commands(tmp_path, capsys):
     out = tmp_path / "norms"
     _main(["norms", "--depths", "3", "--seeds", "1", "--out", out, *TINY])
     with (out / "norms.json").open() as fh:
-        runs = json.load(fh)["runs"]
+        norms = json.load(fh)
+    runs = norms["runs"]
     assert sorted((r["block_order"], r["depth"]) for r in runs) == [("post", 3), ("pre", 3)]
     assert (out / "norms.png").stat().st_size > 0
+    assert layout_defects(plot_norms(norms, tmp_path / "figure.png")) == []
 
 
 def test_transfer_command_resumes(tmp_path, capsys):
@@ -419,6 +430,8 @@ def test_transfer_command_resumes(tmp_path, capsys):
     _main([*argv, "--c", "0,0.5"])
     assert "8 runs trained, 0 resumed" in capsys.readouterr().out
     assert (out / "transfer.png").stat().st_size > 0
+    with (out / "transfer.json").open() as fh:
+        assert layout_defects(plot_transfer(json.load(fh), tmp_path / "figure.png")) == []
     _main([*argv, "--c", "0,0.5"])
     assert "0 runs trained, 8 resumed" in capsys.readouterr().out
     _main([*argv, "--c", "0", "--overwrite"])

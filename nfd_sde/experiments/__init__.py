@@ -49,6 +49,7 @@ from ._records import (
 )
 from ._report import (
     describe_fit as describe_fit,
+    describe_infinite_gap as describe_infinite_gap,
     rate_lines as rate_lines,
     render_report as render_report,
     write_report as write_report,

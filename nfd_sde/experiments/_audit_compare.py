@@ -55,6 +55,20 @@ def _compare(context: AuditContext, block: str) -> dict[str, Any]:
     }
 
 
+def _resolved_points(ax, sizes, cells, *, color, marker, label) -> None:
+    """Resolved cells as points with 95% intervals (no line through them); unresolved ones as
+    open triangles at their upper bound X ("not resolved, below X")."""
+    ok = [c is not None and c.get("resolved") for c in cells]
+    x = np.asarray(sizes, float)
+    values, errors = _points(cells), 1.96 * _points(cells, "stderr")
+    ax.errorbar(np.where(ok, x, np.nan), np.where(ok, values, np.nan), yerr=np.nan_to_num(errors),
+                fmt=marker, color=color, capsize=3, label=label)  # fmt: skip
+    bounds = [(s, c["high"]) for s, c, r in zip(x, cells, ok) if c is not None and not r]
+    if bounds:
+        ax.plot(*zip(*bounds), linestyle="none", marker="v", mfc="none", color=color,
+                label=f"{label}: not resolved, below")  # fmt: skip
+
+
 def _points(cells, key="debiased"):
     values = [np.nan if c is None else c.get(key, np.nan) for c in cells]
     return np.asarray([np.nan if v is None else v for v in values], float)
@@ -93,15 +107,22 @@ class ConvergenceClaim(AbstractClaim):
         bias_ax, depth_ax = figure.axes
         for j, (depth, colour) in enumerate(zip(depths, palette(len(depths)))):
             cells = [row[j] for row in data["bias"]]
-            bias_ax.errorbar(widths, _points(cells), yerr=1.96 * _points(cells, "stderr"),
-                             fmt="o-", color=colour, capsize=3, label=f"L = {depth}")  # fmt: skip
+            _resolved_points(bias_ax, widths, cells, color=colour, marker="o", label=f"L = {depth}")
         for i, (width, colour) in enumerate(zip(widths, palette(len(widths)))):
             cells = data["depth"][i]
-            depth_ax.errorbar(depths, _points(cells), yerr=1.96 * _points(cells, "stderr"),
-                              fmt="s-", color=colour, capsize=3, label=f"n = {width}")  # fmt: skip
+            _resolved_points(
+                depth_ax, depths, cells, color=colour, marker="s", label=f"n = {width}"
+            )
+        for ax, name in ((bias_ax, "bias"), (depth_ax, "depth")):
+            fit = data["fits"].get(name)
+            if fit and fit.get("slope") is not None:
+                x = np.geomspace(min(fit["sizes"]), max(fit["sizes"]), 20)
+                ax.plot(x, fit["prefactor"] * x ** fit["slope"], color="tab:blue",
+                        label=f"fit {fit['slope']:.2f} [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]")  # fmt: skip
         for ax, sizes, what in ((bias_ax, widths, "n"), (depth_ax, depths, "L")):
             x = np.asarray(sizes, float)
-            ref = np.nanmax([line.get_ydata()[0] for line in ax.get_lines()] or [1.0])
+            firsts = [np.asarray(line.get_ydata(), float)[0] for line in ax.get_lines()]
+            ref = np.nanmax(firsts) if np.any(np.isfinite(firsts)) else 1.0
             ax.plot(x, ref * x[0] / x, "k:", label=f"expected 1/{what}")
             ax.set(yscale="log", xlabel=what)
             size_axis(ax, sizes)

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from ._audit_claims import AbstractClaim, AuditContext, interval_text, value_text
 from ._audit_verdicts import FAILS, HOLDS, INCONCLUSIVE, short_origin, verdict
+from ._evidence import MIN_SIZES, too_few_sizes
 from ._plots import new_figure, palette
 from ._records import read_json
 from ._transfer import run_name, transfer_sweep
@@ -35,7 +36,8 @@ class TransferClaim(AbstractClaim):
         f"transfers if the interval's upper end is <= {TOLERANCE:g} octave; does not transfer "
         f"if its lower end is > {TOLERANCE:g}; undecided otherwise or when an optimum sits at the "
         "edge of the learning-rate grid. The claim holds if some c transfers, fails if no c "
-        "does and every c is decided, else inconclusive."
+        "does and every c is decided, else inconclusive; an optimum compared across fewer than "
+        f"{MIN_SIZES} depths never transfers (two depths agree on a coarse grid by chance)."
     )
 
     def measure(self, context: AuditContext) -> dict[str, Any]:
@@ -71,6 +73,7 @@ class TransferClaim(AbstractClaim):
 
     def verdict(self, data: dict[str, Any]) -> dict[str, str]:
         parts, edges = [], (min(data["log2_lrs"]), max(data["log2_lrs"]))
+        few = too_few_sizes(len(data["depths"]), "transfer")
         for p in data["panels"]:
             where = f"c = {p['c']:g}"
             if p["spread"] is None or p["spread_ci95"] is None or None in p["optimum"]:
@@ -80,6 +83,8 @@ class TransferClaim(AbstractClaim):
             text = f"{where}: spread {p['spread']:g} octaves [{low:g}, {high:g}]"
             if any(o in edges for o in p["optimum"]):
                 parts.append((None, f"{text}, an optimum sits at the grid's edge"))
+            elif high <= TOLERANCE and few:
+                parts.append((None, f"{text}, optima {few}"))
             elif high <= TOLERANCE:
                 parts.append((True, f"{text}, transfers"))
             elif low > TOLERANCE:

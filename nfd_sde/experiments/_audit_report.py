@@ -35,6 +35,8 @@ def write_reports(out: Path, records: Sequence[dict[str, Any]], claims, *, scale
         table = claim.table(record["data"]) if record.get("data") is not None else []
         sections.append({"claim": claim, "record": record, "png": png, "table": table})
     intro = _intro(records, scale, data)
+    numbers = {s["record"]["name"]: _numbers(s["table"]) for s in sections}
+    intro["summary"] = [(name, outcome, numbers[name]) for name, outcome in intro["summary"]]
     write_text(out / "report.md", _markdown(intro, sections))
     return write_text(out / "report.html", _html(intro, sections))
 
@@ -51,6 +53,13 @@ def _intro(records, scale: str, data: str) -> dict[str, Any]:
         "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "summary": [(r["name"], r["verdict"]["verdict"]) for r in records],
     }
+
+
+def _numbers(table: list[list[str]]) -> list[str]:
+    """The measured numbers of a claim's table, one `quantity: value [interval] (predicted X)`
+    per row, for the summary table."""
+    return [f"{quantity}: {value} {interval} (predicted {expected})"
+            for quantity, value, interval, expected in table]  # fmt: skip
 
 
 SIZES = ("widths", "depths", "width", "seeds", "modes", "particles", "limit_seeds", "groups",
@@ -88,9 +97,12 @@ def _markdown(intro: dict[str, Any], sections) -> str:
         f"Scale `{intro['scale']}`, real data `{intro['data']}`; claims' wall time "
         f"{intro['wall']:.0f} s on {intro['device']}; {intro['versions']}.",
         "",
-        "| claim | verdict |",
-        "|---|---|",
-        *[f"| {name} | {outcome} |" for name, outcome in intro["summary"]],
+        "| claim | verdict | measured (95% interval) |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {outcome} | {'; '.join(numbers).replace('|', '/') or '-'} |"
+            for name, outcome, numbers in intro["summary"]
+        ],  # fmt: skip
     ]
     for s in sections:
         claim, record = s["claim"], s["record"]
@@ -114,15 +126,17 @@ def _html(intro: dict[str, Any], sections) -> str:
     e = html.escape
     summary = "".join(
         f'<tr><td><a href="#{e(name)}">{e(name)}</a></td>'
-        f'<td class="{outcome.split()[0]}">{e(outcome)}</td></tr>'
-        for name, outcome in intro["summary"]
+        f'<td class="{outcome.split()[0]}">{e(outcome)}</td>'
+        f"<td>{'<br>'.join(e(n) for n in numbers) or '-'}</td></tr>"
+        for name, outcome, numbers in intro["summary"]
     )
     body = [
         "<h1>Audit of the Neural Feature Dynamics claims</h1>",
         f"<p>Scale <code>{e(intro['scale'])}</code>, real data <code>{e(intro['data'])}</code>; "
         f"claims' wall time {intro['wall']:.0f} s on {e(intro['device'])}; "
         f"{e(intro['versions'])}.</p>",
-        f"<table><tr><th>claim</th><th>verdict</th></tr>{summary}</table>",
+        f"<table><tr><th>claim</th><th>verdict</th><th>measured (95% interval)</th></tr>"
+        f"{summary}</table>",
     ]
     for s in sections:
         claim, record = s["claim"], s["record"]

@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive at this scale"
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
+# the claims import the verdicts and the rate rule from here, next to `verdict`
+from ._evidence import FAILS, HOLDS, INCONCLUSIVE, RATE_RULE, VERDICTS, rate_outcome  # noqa: F401
 
 
 def verdict(outcome: str, reason: str) -> dict[str, str]:
@@ -21,34 +21,9 @@ def verdict(outcome: str, reason: str) -> dict[str, str]:
     return {"verdict": outcome, "reason": reason}
 
 
-RATE_RULE = (
-    "holds if the fitted rate's 95% interval contains the predicted rate and excludes 0; fails "
-    "if the interval excludes the predicted rate; otherwise inconclusive at this scale, and "
-    "always so with fewer than three resolved sizes (two sizes fit any power law exactly, so "
-    "they cannot tell the rate from the curvature of a pre-asymptotic range)"
-)
-
-
 def rate_verdict(fit: dict | None, expected: float, what: str) -> dict[str, str]:
-    """`RATE_RULE` for one fit with `ci95` (a `_compare_fits` fit or a plain dict)."""
-    if not fit or fit.get("ci95") is None or fit.get("slope") is None:
-        reason = "no fit"
-        if fit and fit.get("excluded"):
-            left = [f"{e['size']}: {e['reason']}" for e in fit["excluded"]]
-            reason += " (left out " + "; ".join(left) + ")"
-        return verdict(INCONCLUSIVE, f"{what}: {reason}")
-    low, high = fit["ci95"]
-    if low is None or high is None:  # two points without error bars: an infinite interval
-        return verdict(INCONCLUSIVE, f"{what}: {fit['slope']:.3f}, interval unbounded (two points)")
-    where = f"{what}: {fit['slope']:.3f} [{low:.3f}, {high:.3f}], predicted {expected:g}"
-    points = fit.get("points") or len(fit.get("sizes") or []) or None
-    if points is not None and points < 3:
-        return verdict(INCONCLUSIVE, f"{where}; only {points} sizes")
-    if not low <= expected <= high:
-        return verdict(FAILS, f"{where}; the interval excludes the predicted rate")
-    if low <= 0 <= high:
-        return verdict(INCONCLUSIVE, f"{where}; the interval also contains 0")
-    return verdict(HOLDS, f"{where}; contains the prediction, excludes 0")
+    """`RATE_RULE` (`_evidence`, shared with `compare` and `demo`) for one fit with `ci95`."""
+    return verdict(*rate_outcome(fit, expected, what))
 
 
 def combine(parts: list[dict[str, str]]) -> dict[str, str]:

@@ -18,7 +18,26 @@ class Command:
     main: Callable[[argparse.Namespace], None]
 
     def register(self, subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(self.name, help=self.help, description=self.description)
+        parser = subparsers.add_parser(
+            self.name, help=self.help, description=self.description, formatter_class=HelpFormatter
+        )
         self.add_arguments(parser)
-        parser.set_defaults(command=self.main)
+        # the parser travels with the arguments: a flag it does not know points to its help
+        parser.set_defaults(command=self.main, command_parser=parser)
         return parser
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, `(default: 2,4,8)`, unless the help already states
+    it or there is none to state (a switch, an option whose absence means something else)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, True, argparse.SUPPRESS, [], ()):
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        if isinstance(default, list | tuple):
+            default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+        return f"{text} (default: {str(default).replace('%', '%%')})"

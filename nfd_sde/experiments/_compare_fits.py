@@ -4,7 +4,9 @@ depth error against L at each width and in the limit, the gap against L, each a
 
 A point enters a fit only when it is resolved (its 95% interval excludes 0) and finite; the
 others are listed under `excluded` with the reason ("not resolved, below X", "diverged or
-undefined"). A fit whose interval contains 0 carries `budget_factor`: about how many times the
+undefined"). Every fit carries the `caveats` of the shared evidence rule (`_evidence`): a rate
+from fewer than three resolved sizes, an interval that excludes the expected exponent. A fit
+whose interval contains 0 carries `budget_factor`: about how many times the
 seeds (standard errors shrink like 1/sqrt(seeds)) would make its interval exclude 0.
 """
 
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from solvers import fit_loglog
+
+from ._evidence import rate_caveats
 
 EXPECTED = {"bias": -1.0, "fluctuation": -0.5, "depth": -1.0}
 
@@ -77,6 +81,7 @@ def _fit(sizes, cells, quantity: str, **fixed) -> dict[str, Any]:
         "prefactor": None,
         "reduced_chi2": None,
         "budget_factor": None,
+        "caveats": [],
         **fixed,
     }
     if len(used) < 2:
@@ -91,6 +96,7 @@ def _fit(sizes, cells, quantity: str, **fixed) -> dict[str, Any]:
     }
     if fit.ci95[0] <= 0 <= fit.ci95[1] and fit.slope != 0:
         out["budget_factor"] = max((1.96 * fit.slope_stderr / abs(fit.slope)) ** 2, 1.0)
+    out["caveats"] = rate_caveats(out, "L" if quantity == "depth" else "n")
     return out
 
 

@@ -22,8 +22,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ._compare_fits import expected_line
+from ._evidence import fit_sizes, too_few_sizes
 from ._kernel_plots import plot_compare_kernels
-from ._plots import LIMIT_STYLE, _integer_ticks, _log_if_positive, new_figure, palette, save_figure
+from ._plots import (
+    LIMIT_STYLE,
+    _integer_ticks,
+    _log_if_positive,
+    legend_below,
+    new_figure,
+    palette,
+    save_figure,
+)
 
 FIGURES = {
     "bias": "bias.png",
@@ -43,7 +52,17 @@ def plot_compare(data: Mapping[str, Any], directory: str | Path) -> dict[str, Pa
     """Write every figure of `FIGURES` into `directory`; returns their paths by name."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    draw = {
+    draw = drawers()
+    paths = {}
+    for name, filename in FIGURES.items():
+        paths[name] = out / filename
+        draw[name](data, paths[name])
+    return paths
+
+
+def drawers() -> dict[str, Any]:
+    """The function that draws each figure of `FIGURES`: (data, path) -> Figure."""
+    return {
         "bias": plot_bias,
         "depth": plot_depth_error,
         "gap": plot_gap,
@@ -51,11 +70,6 @@ def plot_compare(data: Mapping[str, Any], directory: str | Path) -> dict[str, Pa
         "scaling": plot_scaling,
         "kernels": plot_compare_kernels,
     }
-    paths = {}
-    for name, filename in FIGURES.items():
-        paths[name] = out / filename
-        draw[name](data, paths[name])
-    return paths
 
 
 def plot_bias(data: Mapping[str, Any], path: str | Path) -> Figure:
@@ -93,11 +107,16 @@ def plot_depth_error(data: Mapping[str, Any], path: str | Path) -> Figure:
         if summary.get("depth_limit") is not None:
             fit = fits["depth_limit"]
             label = f"NFD limit, M = L{_fit_label(fit)}"
-            _points(ax, grid["depths"], summary["depth_limit"], label=label, **LIMIT_STYLE)
+            _points(ax, grid["depths"], summary["depth_limit"], label=label, marker="s",
+                    **LIMIT_STYLE)  # fmt: skip
         _expected(ax, fits[f"depth_{mode}"][-1], "L")
         ax.set(title=f"{mode}: depth error vs depth", xlabel=f"depth L ({reference})",
                ylabel=_ylabel(data, "|E f(L) - f_ref(L)|"))  # fmt: skip
-        _loglog(ax, grid["depths"])
+        # the deepest L has no successive reference: no empty stretch of axis for it
+        rows = [*summary["depth"][mode], summary.get("depth_limit") or []]
+        defined = [d for j, d in enumerate(grid["depths"])
+                   if any(j < len(row) and row[j] is not None for row in rows)]  # fmt: skip
+        _loglog(ax, defined or grid["depths"])
     return save_figure(figure, path)
 
 
@@ -158,7 +177,8 @@ def plot_compare_losses(data: Mapping[str, Any], path: str | Path) -> Figure:
                ylabel="mean loss (ensemble mean)")  # fmt: skip
         _log_if_positive(ax)
         _integer_ticks(ax)
-        _finish(ax)
+        ax.grid(alpha=0.3, which="both")
+    legend_below(figure, figure.axes[-1], columns=5)
     return save_figure(figure, path)
 
 
@@ -233,9 +253,13 @@ def _expected(ax: Axes, fit, symbol: str) -> None:
 
 
 def _fit_label(fit) -> str:
+    """`: slope -0.95 ± 0.08`, and `(2 sizes: not a rate)` under the shared evidence rule."""
     if not fit or fit.get("slope") is None:
         return ""
-    return f": slope {fit['slope']:.2f} ± {fit['stderr']:.2f}"
+    few = too_few_sizes(fit_sizes(fit))
+    return f": slope {fit['slope']:.2f} ± {fit['stderr']:.2f}" + (
+        f" ({fit_sizes(fit)} sizes: not a rate)" if few else ""
+    )
 
 
 def _ylabel(data, what: str) -> str:

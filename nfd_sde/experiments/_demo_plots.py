@@ -1,4 +1,5 @@
-"""The demo's figure: the limit with its 95% band against finite-network ensembles."""
+"""The demo's figure: eval losses against the limit's, and the ensemble mean's distance to the
+limit against width with its noise floor, its fitted rate and the widths it did not resolve."""
 
 from pathlib import Path
 from typing import Any
@@ -6,87 +7,112 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..model import interval95
+from ._compare_fits import expected_line
 from ._plots import LIMIT_STYLE, draw_band, new_figure, palette, save_figure
 
-MODE_STYLE = {
-    "decoupled": dict(linestyle="-", marker="o"),
-    "standard": dict(linestyle="--", marker="^"),
-}
+COLOURS = {"decoupled": "tab:blue", "standard": "tab:red"}
 
 
-def plot_demo(data: dict[str, Any], path: str | Path) -> Figure:
-    """Four panels: eval loss against the step; the last step's eval predictions (output 0);
-    the ensemble mean's distance to the limit against the step; and against the width, with the
-    fitted rate. Limit: black with its 95% band; ensembles: mean +- 2 standard errors, one colour
-    per width, dashed for standard backprop."""
-    limit, rows = data["limit"], data["summary"]["rows"]
-    figure = new_figure(1, 4, width=22.0)
-    loss_ax, pred_ax, step_ax, width_ax = figure.axes
-    f_limit = np.asarray(limit.f_eval)[..., 0]
-    steps, inputs = np.arange(f_limit.shape[0]), np.arange(f_limit.shape[1])
-    order = np.argsort(f_limit[-1])
-    loss_ax.plot(steps, limit.loss_eval, label="NFD limit (95% band)", **LIMIT_STYLE)
-    draw_band(loss_ax, steps, limit.loss_eval, interval95(limit, "loss_eval"), color="black")
-    pred_ax.plot(inputs, f_limit[-1, order], label="NFD limit (95% band)", **LIMIT_STYLE)
-    band = interval95(limit, "f_eval")
-    if band is not None:
-        draw_band(pred_ax, inputs, f_limit[-1, order], band[-1, order, 0], color="black")
-    widths = sorted({r["width"] for r in rows})
-    colours = dict(zip(widths, palette(len(widths))))
-    for row in rows:
-        colour, style = colours[row["width"]], MODE_STYLE[row["mode"]]
-        label = f"{row['mode']} n={row['width']}"
-        loss_ax.plot(steps, row["loss_eval"], color=colour, label=label, markersize=3, **style)
-        if row["loss_eval_stderr"] is not None:
-            draw_band(loss_ax, steps, row["loss_eval"], 2 * row["loss_eval_stderr"], color=colour)
-        mean, se = row["mean"][..., 0], row["stderr"][..., 0]
-        shift = 0.1 * (widths.index(row["width"]) + 1) * (1 if row["mode"] == "decoupled" else -1)
-        pred_ax.errorbar(
-            inputs + shift, mean[-1, order], yerr=2 * se[-1, order], color=colour,
-            fmt=style["marker"], markersize=4, capsize=2, label=label,
-        )  # fmt: skip
-        distance = np.sqrt(np.mean((mean - f_limit) ** 2, axis=1)) / np.sqrt(np.mean(f_limit**2))
-        step_ax.plot(steps, distance, color=colour, label=label, markersize=3, **style)
-    for mode, style in MODE_STYLE.items():
-        chosen = [r for r in rows if r["mode"] == mode]
-        colour = "tab:blue" if mode == "decoupled" else "tab:red"
-        n = [r["width"] for r in chosen]
-        width_ax.errorbar(
-            n, [r["debiased"] for r in chosen], yerr=[2 * r["distance_stderr"] for r in chosen],
-            label=f"{mode}: debiased", color=colour, capsize=3, **style,
-        )  # fmt: skip
-        width_ax.plot(
-            n, [r["distance"] for r in chosen], color=colour, alpha=0.4, linestyle=":",
-            marker=style["marker"], label=f"{mode}: raw (with the seeds' noise)",
-        )  # fmt: skip
-    rate = data["summary"]["rate"]
-    if rate is not None:
-        n = np.array([min(widths), max(widths)], dtype=float)
-        low, high = rate["ci95"]
-        width_ax.plot(
-            n, rate["prefactor"] * n ** rate["slope"], ":", color="tab:blue",
-            label=f"fit n^{rate['slope']:.2f} [{low:.2f}, {high:.2f}]",
-        )  # fmt: skip
-    loss_ax.set(title="Eval loss", xlabel="SGD step k", ylabel="mean eval loss")
-    pred_ax.set(
-        title=f"Eval predictions after {steps[-1]} steps (ensembles: +-2 SE)",
-        xlabel="eval input (ordered by the limit)",
-        ylabel="f(x), output 0",
-    )
-    step_ax.set(
-        title="Ensemble mean vs limit, per step",
-        xlabel="SGD step k",
-        ylabel="rms(mean f - f_limit) / rms(f_limit)",
-    )
-    width_ax.set(
-        title="Ensemble mean's distance to the limit",
-        xlabel="width n",
-        ylabel="||mean f - f_limit|| / ||f_limit||",
-        xscale="log",
-        yscale="log",
-    )
-    for ax in figure.axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+def plot_demo(summary: dict[str, Any], path: str | Path) -> Figure:
+    """Two panels. Left: eval loss against the SGD step, the limit (black, 95% band) and the
+    decoupled ensembles' means (one colour per width, 95% bands). Right: the ensemble mean's
+    debiased distance to the limit against width, log-log, with 95% intervals; a width whose
+    distance is not resolved is an upper limit (a bar at X with an arrow down, "below X"); the
+    noise floor (the seeds' and the limit's Monte Carlo noise) in grey; the fitted rate with its
+    interval and the expected n^-1 through the points."""
+    figure = new_figure(1, 2, width=14.0, height=5.6)
+    loss_ax, width_ax = figure.axes
+    _losses(loss_ax, summary)
+    _distances(width_ax, summary)
     return save_figure(figure, path)
+
+
+def _losses(ax, summary: dict[str, Any]) -> None:
+    limit = np.asarray(summary["limit_loss_eval"], dtype=float)
+    steps = np.arange(len(limit))
+    ax.plot(steps, limit, label="NFD limit (95% band)", **LIMIT_STYLE)
+    limit_se = summary["limit_loss_eval_stderr"]
+    if limit_se is not None:
+        draw_band(ax, steps, limit, 1.96 * np.asarray(limit_se, float), color="black")
+    rows = [r for r in summary["rows"] if r["mode"] == "decoupled"]
+    for row, colour in zip(rows, palette(len(rows))):
+        mean = np.asarray(row["loss_eval"], dtype=float)
+        ax.plot(steps, mean, "o-", color=colour, markersize=3, label=f"n = {row['width']}")
+        se = np.asarray(row["loss_eval_stderr"], dtype=float)
+        draw_band(ax, steps, mean, 1.96 * se, color=colour)
+    ax.set(
+        title="Eval loss: decoupled ensembles vs the NFD limit",
+        xlabel="SGD step k",
+        ylabel="mean eval loss",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper right")
+
+
+def _distances(ax, summary: dict[str, Any]) -> None:
+    rows = [r for r in summary["rows"] if not r["diverged"]]
+    widths = sorted({r["width"] for r in summary["rows"]})
+    for mode in ("decoupled", "standard"):
+        chosen = [r for r in rows if r["mode"] == mode]
+        colour = COLOURS[mode]
+        resolved = [r for r in chosen if r["resolved"]]
+        label = (
+            "decoupled (the NFD's network), 95% interval"
+            if mode == "decoupled"
+            else "standard backprop (tends to the gap)"
+        )
+        marker = "o" if mode == "decoupled" else "^"
+        shift = 1.0 if mode == "decoupled" else 1.06  # side by side, not on top of each other
+        fill = colour if mode == "decoupled" else "none"
+        if chosen:
+            ax.plot([], [], marker=marker, mfc=fill, color=colour, linestyle="none", label=label)
+        if resolved:
+            n = shift * np.array([r["width"] for r in resolved], dtype=float)
+            value = np.array([r["debiased"] for r in resolved])
+            errors = [value - np.array([r["low"] for r in resolved]),
+                      np.array([r["high"] for r in resolved]) - value]  # fmt: skip
+            ax.errorbar(n, value, yerr=errors, color=colour, capsize=4, linestyle="none",
+                        marker=marker, mfc=fill)  # fmt: skip
+        for r in chosen:
+            if not r["resolved"]:
+                _upper_limit(ax, shift * r["width"], r["high"], colour)
+    decoupled = [r for r in rows if r["mode"] == "decoupled"]
+    if any(not r["resolved"] for r in rows):
+        ax.plot([], [], linestyle="none", marker="$\\downarrow$", color="grey", markersize=10,
+                label="not resolved: below the bar")  # fmt: skip
+    if decoupled:
+        n = [r["width"] for r in decoupled]
+        ax.plot(n, [r["noise_floor"] for r in decoupled], color="grey", linestyle="--",
+                label="noise floor (seeds + limit)")  # fmt: skip
+    rate = summary["rate"]
+    if rate is not None and rate.get("slope") is not None:
+        x = np.geomspace(min(rate["sizes"]), max(rate["sizes"]), 20)
+        interval = "" if rate["ci95"] is None else " [{:.2f}, {:.2f}]".format(*rate["ci95"])
+        ax.plot(x, rate["prefactor"] * x ** rate["slope"], color=COLOURS["decoupled"],
+                label=f"fit n^{rate['slope']:.2f}{interval}")  # fmt: skip
+        line = expected_line(rate)
+        if line is not None:
+            ax.plot(*line, color="black", linestyle=":", label="expected n^-1")
+    caveat = "" if not summary["caveats"] else "\n" + "; ".join(summary["caveats"])
+    ax.set(
+        title=f"Ensemble mean's distance to the limit, L = {summary['depth']}{caveat}",
+        xlabel="width n",
+        ylabel="|mean f - f_limit| / |f_limit| (debiased)",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_xlim(min(widths) / 1.3, max(widths) * 1.6)  # room for the "below X" labels
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="best")
+
+
+def _upper_limit(ax, width: float, high: float, colour) -> None:
+    """`below high`: a bar at `high` and an arrow down to half of it."""
+    ax.plot([width], [high], marker="_", markersize=16, markeredgewidth=2, color=colour)
+    ax.plot([width], [high / 2], linestyle="none", alpha=0.0)  # the arrow's end within the axes
+    ax.annotate("", xy=(width, high / 2), xytext=(width, high),
+                arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.5})  # fmt: skip
+    ax.annotate(f"below {high:.2g}", xy=(width, high), xytext=(6, 0),
+                textcoords="offset points", fontsize="small", color=colour, va="center")  # fmt: skip

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..model import Result
-from ._plots import LIMIT_STYLE, new_figure, palette, save_figure
+from ..model import Result, interval95
+from ._plots import LIMIT_STYLE, draw_band, new_figure, palette, save_figure
 
 KERNEL_TITLES = {
     "feature_eval": "feature kernel <phi(h_t), phi(h_t)> on eval inputs, after training",
@@ -53,9 +53,12 @@ def plot_compare_kernels(data: Mapping[str, Any], path: str | Path) -> Figure:
                 )
             floor = [_float(e["floor"]) for e in errors]
             bottom.plot(t, floor, ":", color="grey", label=f"{mode}, noise of both means")
-        top.set(title=KERNEL_TITLES[name], xlabel="depth time t", ylabel="mean diagonal")
+        top.set(xlabel="depth time t", ylabel="mean diagonal")
+        top.set_title(KERNEL_TITLES[name], fontsize="medium")
+        bottom.set_title(
+            f"|E K - K_limit| / |K_limit| per depth (n = {width}, L = {depth})", fontsize="medium"
+        )
         bottom.set(
-            title=f"|E K - K_limit| / |K_limit| per depth (n = {width}, L = {depth})",
             xlabel="depth time t",
             ylabel="relative distance (all steps, input pairs)",
         )
@@ -68,12 +71,19 @@ def plot_kernels_along_depth(
     limit: Result, finite: Mapping[str, Result], path: str | Path
 ) -> Figure:
     """Feature kernel after training and gradient kernel of the last step along depth t: the
-    limit (black; grey dotted: before training) against finite networks."""
+    limit (black, with its 95% band where it has errors: the mean over the diagonal of each
+    entry's band, an upper bound on the band of the mean; grey dotted: before training) against
+    finite networks."""
     figure = new_figure(1, 2, height=4.4)
     limit_t = _result_times(limit)
     for ax, name in zip(figure.axes, KERNEL_TITLES):
         before = _array(limit.kernels[name])[:1] if name == "feature_eval" else None
         _kernel_profiles(ax, name, limit_t, _array(limit.kernels[name]), before)
+        band = interval95(limit, f"kernels.{name}")
+        if band is not None and np.size(band):
+            profile = _profile(_array(limit.kernels[name]), len(limit_t))
+            draw_band(ax, limit_t, profile, _profile(band, len(limit_t)), color="black")
+            ax.fill_between([], [], color="black", alpha=0.2, label="NFD limit's 95% band")
         for (label, result), colour in zip(finite.items(), palette(len(finite))):
             profile = _profile(_array(result.kernels[name]), len(_result_times(result)))
             ax.plot(_result_times(result), profile, "o-", color=colour, label=label)

@@ -33,15 +33,15 @@ def plot_loss_curves(results: Mapping[str, Result], path: str | Path) -> Figure:
             steps = np.arange(len(values))
             ax.plot(steps, values, "o-", color=colour, label=name)
             draw_band(ax, steps, values, interval95(result, field), color=colour)
-    train_ax.set_title("Training loss (minibatch of step k, before its update)")
-    eval_ax.set_title("Eval loss after k SGD steps")
+    train_ax.set_title("Training loss\n(minibatch of step k, before its update)")
+    eval_ax.set_title("Eval loss\nafter k SGD steps")
     for ax in (train_ax, eval_ax):
         ax.set_xlabel("SGD step k")
         ax.set_ylabel("mean loss")
         _log_if_positive(ax)
         _integer_ticks(ax)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    legend_below(figure, eval_ax)
     return save_figure(figure, path)
 
 
@@ -107,6 +107,17 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
     for ax in figure.axes:
         _integer_ticks(ax)
     return save_figure(figure, path)
+
+
+def legend_below(figure: Figure, ax: Axes, *, columns: int = 2) -> None:
+    """One legend for the whole figure (the entries of `ax`), below the panels: long labels
+    (a limit's sizes, a run's description) then never cover a curve or a neighbour's labels."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    figure.set_layout_engine("constrained")
+    figure.legend(handles, labels, loc="outside lower center", fontsize="small",
+                  ncols=min(columns, len(labels)))  # fmt: skip
 
 
 def draw_band(ax: Axes, x, y, half, *, color, alpha: float = 0.2) -> None:

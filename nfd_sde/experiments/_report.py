@@ -10,6 +10,7 @@ from typing import Any
 
 from ._compare_plots import FIGURES, plot_compare
 from ._compare_store import read_compare
+from ._evidence import rate_caveats
 from ._records import write_text
 from ._report_format import join, num, pct, pm, table
 
@@ -42,7 +43,16 @@ def render_report(data: dict[str, Any]) -> str:
 
 
 def describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> str:
-    """One sentence: `decoupled bias falls like n^-0.95 ± 0.15 (95% CI [-1.24, -0.66], ...)`."""
+    """One sentence: `decoupled bias falls like n^-0.95 ± 0.15 (95% CI [-1.24, -0.66], ...)`,
+    followed by the caveats of the shared evidence rule (`_evidence.rate_caveats`): a rate from
+    fewer than three resolved sizes, an interval that excludes the expected exponent."""
+    sentence = _describe_fit(fit, quantity=quantity, symbol=symbol)
+    caveats = rate_caveats(fit, symbol)
+    return sentence + "".join(f"; NOTE: {c}" for c in caveats)
+
+
+def _describe_fit(fit: dict[str, Any] | None, *, quantity: str, symbol: str) -> str:
+    """The sentence of `describe_fit`, before its caveats."""
     if fit is None or fit.get("slope") is None:
         left = _excluded(fit)
         return f"{quantity}: no rate (fewer than two resolved sizes{left})"
@@ -84,7 +94,7 @@ def rate_lines(data: dict[str, Any]) -> str:
             describe_fit(fits["depth_limit"], quantity="the limit's depth error", symbol="L")
         )
     for depth, cell in zip(grid["depths"], summary.get("gap_infinite_width") or []):
-        lines.append(_infinite_gap(cell, depth))
+        lines.append(describe_infinite_gap(cell, depth))
     budget = _budget(data)
     return (
         "## Rates\n\n"
@@ -103,14 +113,24 @@ def _excluded(fit) -> str:
     return "; left out: " + ", ".join(parts)
 
 
-def _infinite_gap(cell, depth) -> str:
+def describe_infinite_gap(cell, depth) -> str:
+    """One line on the gap at infinite width at depth L: its value with its 95% interval when
+    resolved, "not resolved, below X" when not, "undefined" without an error estimate."""
+    where = f"gap at infinite width, L = {depth}"
     if cell is None:
-        return f"gap at infinite width, L = {depth}: undefined (fewer than two widths)"
-    verdict = "excludes 0" if cell["resolved"] else "contains 0: not resolved"
+        return f"{where}: undefined (fewer than two widths)"
+    if not cell["resolved"] and _finite(cell.get("high")):
+        return f"{where}: not resolved, below {num(cell['high'])} (the 95% interval contains 0)"
+    if not all(_finite(cell.get(k)) for k in ("debiased", "stderr", "high")):
+        return f"{where}: undefined (no error estimate)"
     return (
-        f"gap at infinite width, L = {depth}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
-        f"[{num(cell['low'])}, {num(cell['high'])}], {verdict})"
+        f"{where}: {pm(cell['debiased'], cell['stderr'])} (95% CI "
+        f"[{num(cell['low'])}, {num(cell['high'])}], excludes 0)"
     )
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _budget(data) -> str:

@@ -76,7 +76,11 @@ def _add_transfer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depths", type=DEPTHS, required=True, help="depths L, e.g. 4,8,16")
     parser.add_argument("--widths", type=WIDTHS, help="widths n (default: network.width)")
     parser.add_argument(
-        "--lrs", type=learning_rates_type, required=True, help="learning rates: 0.1,0.2 or 2^-4:2"
+        "--lrs",
+        type=learning_rates_type,
+        required=True,
+        help="learning rates, comma-separated: numbers (0.1), powers of two (2^-3) or ranges "
+        "2^a:b, every 2^k for the integers k = a..b (2^-4:2 is 2^-4, 2^-3, ..., 2^2)",
     )
     parser.add_argument(
         "--c", type=EXPONENTS, default=(0.0,), help="first-layer exponents c, e.g. 0,0.25,0.5"
@@ -86,7 +90,25 @@ def _add_transfer(parser: argparse.ArgumentParser) -> None:
 def _add_norms(parser: argparse.ArgumentParser) -> None:
     _add_common(parser, seeds=2)
     parser.add_argument("--depths", type=DEPTHS, default=(4, 16, 64), help="depths L, e.g. 4,16,64")
-    parser.add_argument("--width", type=count_type, help="width n (default: network.width)")
+    parser.add_argument(
+        "--widths",
+        "--width",
+        dest="widths",
+        type=WIDTHS,
+        metavar="N",
+        help="the one width n of every network (default: network.width; --width is the same "
+        "flag, as in train)",
+    )
+
+
+def _one_width(widths, config) -> int:
+    if widths is None:
+        return config.network.width
+    if len(widths) != 1:
+        raise ValueError(
+            f"--widths {','.join(map(str, widths))}: norms measures one width; give one"
+        )
+    return widths[0]
 
 
 def _collapse(args: argparse.Namespace) -> None:
@@ -195,7 +217,7 @@ def _norms(args: argparse.Namespace) -> None:
         config,
         stream,
         depths=args.depths,
-        width=args.width or config.network.width,
+        width=_one_width(args.widths, config),
         seeds=args.seeds,
         key=jax.random.key(config.run.seed),
         block_orders=BLOCK_ORDERS,

@@ -1,5 +1,6 @@
 """Figures of the two-layer diagnostics: collapse slopes, coordinate check, transfer, norms."""
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from ._collapse import CHANGES
-from ._plots import new_figure, palette, save_figure
+from ._plots import legend_below, new_figure, palette, save_figure
 from ._transfer import CRITERIA
 
 CHANGE_LABELS = {
@@ -30,8 +31,12 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
     figure = new_figure(1, len(CHANGES), width=5.0 * len(CHANGES))
     colours = palette(len(collapse["exponents"]))
     styles = _styles(collapse["widths"])
+    markers = ("o", "s", "^", "D", "v")
     for ax, name in zip(figure.axes, CHANGES):
-        for c, colour in zip(collapse["exponents"], colours):
+        for index, (c, colour) in enumerate(zip(collapse["exponents"], colours)):
+            # each c its own marker, nudged sideways, the first drawn widest and underneath: an
+            # exponent whose points coincide with another's stays visible
+            shift, width_line = 1.0 + 0.04 * index, 3.0 / (1 + index)
             for width in collapse["widths"]:
                 runs = [r for r in collapse["runs"] if r["c"] == c and r["width"] == width]
                 values = np.array([r["aggregate"][name] for r in runs])
@@ -42,20 +47,21 @@ def plot_collapse(collapse: dict[str, Any], path: str | Path) -> Figure:
                 )
                 depths = np.array([r["depth"] for r in runs])
                 ax.errorbar(
-                    depths,
+                    depths * shift,
                     values.mean(axis=1),
                     yerr=values.std(axis=1),
-                    fmt="o",
+                    fmt=markers[index % len(markers)],
                     color=colour,
                     capsize=2,
                     label=None if fit["slope"] is not None else f"c={c:g}, n={width}: no fit",
                 )
                 if fit["slope"] is not None:
                     label = f"c={c:g}, n={width}: slope {fit['slope']:.3f}"
-                    label += f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
+                    label += _interval(fit["ci95"])
                     fitted = np.array(fit["depths_fitted"])
                     line = fit["prefactor"] * fitted ** fit["slope"]
-                    ax.plot(fitted, line, styles[width], color=colour, label=label)
+                    ax.plot(fitted * shift, line, styles[width], color=colour, label=label,
+                            linewidth=width_line, zorder=2 + index)  # fmt: skip
         ax.set(xscale="log", xlabel="depth L", ylabel="rms change")
         _log_if_positive(ax)
         _size_ticks(ax, collapse["depths"])
@@ -85,6 +91,12 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
     for row, (prefix, first_step) in enumerate((("", 0), ("d", 1))):
         for offset, (axis, fixed, fixed_name, xlabel) in enumerate(sweeps):
             panel_row = axes[2 * row + offset]
+            if len(collapse[f"{axis}s"]) < 2:  # one size: nothing to sweep, nothing to draw
+                for ax in panel_row:
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, f"one {axis} ({collapse[f'{axis}s'][0]}): no sweep",
+                            ha="center", va="center", transform=ax.transAxes)  # fmt: skip
+                continue
             for c, style in shown:
                 runs = sorted(
                     (r for r in collapse["runs"] if r["c"] == c and r[fixed_name] == fixed),
@@ -104,6 +116,7 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
                         ax.plot(x, values[:, k], style, marker="o", color=colours[k], label=label)
             for ax, name in zip(panel_row, names):
                 name = f"mean {'change of ' if prefix else ''}{name}"
+                spread = _relative_spread(ax)
                 ax.set(xscale="log", xlabel=xlabel, ylabel=name)
                 _size_ticks(ax, collapse[f"{axis}s"])
                 if prefix:
@@ -114,13 +127,16 @@ def plot_coordinate_check(collapse: dict[str, Any], path: str | Path) -> Figure:
                     values = values[np.isfinite(values)]
                     if values.size and values.max() > 0:
                         ax.set_ylim(0.0, 1.15 * values.max())
-                ax.set_title(f"{name} ({fixed_name} {fixed})", fontsize="small")
+                ax.set_title(f"{name} ({fixed_name} {fixed}){spread}", fontsize="small")
                 ax.grid(alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize="x-small")
+    legend_below(figure, next(ax for ax in figure.axes if ax.get_lines()), columns=8)
     styles = f"solid c={exponents[0]:g}" + (
         f", dashed c={exponents[-1]:g}" if len(exponents) > 1 else ""
     )
-    figure.suptitle(f"muP coordinate check: O(1) and flat across width ({styles})")
+    figure.suptitle(
+        f"muP coordinate check: expected O(1) and flat across width ({styles}); each panel's "
+        "title: the largest change across its sweep"
+    )
     return save_figure(figure, path)
 
 
@@ -183,6 +199,28 @@ def plot_norms(norms: dict[str, Any], path: str | Path) -> Figure:
         ax.legend(fontsize="x-small", ncol=2)
     figure.suptitle(f"Pre- vs post-activation blocks (width {norms['width']})")
     return save_figure(figure, path)
+
+
+def _interval(ci95) -> str:
+    """` [-0.61, -0.42]`; an unbounded end (two depths, or null in JSON) as infinity."""
+    low, high = (
+        -math.inf if ci95[0] is None else ci95[0],
+        math.inf if ci95[1] is None else ci95[1],
+    )
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return " (two depths: no interval)"
+    return f" [{low:.2f}, {high:.2f}]"
+
+
+def _relative_spread(ax) -> str:
+    """`, varies by 27%`: the largest (max - min) / max of the panel's lines across the sweep."""
+    spreads = []
+    for line in ax.get_lines():
+        values = np.abs(np.asarray(line.get_ydata(), float))
+        values = values[np.isfinite(values)]
+        if values.size > 1 and values.max() > 0:
+            spreads.append((values.max() - values.min()) / values.max())
+    return f", varies by {max(spreads):.0%}" if spreads else ""
 
 
 def _styles(widths: Sequence[int]) -> dict[int, str]:
