@@ -57,7 +57,7 @@ MEANINGS: dict[str, dict[str, str]] = {
         "control_variates": "control variates with exactly known means for the outputs (less "
         "Monte Carlo error)",
         "representation": 'noise representation: `"field"`, `"weight"`, or `"auto"` (the cheaper)',
-        "backward": '`"decoupled"` (the NFD) or `"standard"` (weight representation only)',
+        "backward": '`"decoupled"` (the NFD) or `"standard"` (real backprop: two-sided field space or weight space)',
         "driver": 'depth stepping through `"diffrax"` or a plain `"scan"`',
         "jitter": "relative diagonal jitter of the kernel factorisation",
         "memory_limit_gb": 'memory per device ("auto": 75% of what the device reports, as a GPU '
