@@ -33,6 +33,12 @@ IDENTITY_OPTIONS = (
 )
 FIRST_STEP = "tests/test_limit_solver.py::test_first_step_decoupled_is_eta_e_minus_one"
 TRANSFER = "tests/test_transfer_divergence.py"
+TWO_SIDED = "tests/test_two_sided.py"
+TWO_SIDED_MATRIX = f"{TWO_SIDED}::test_two_sided_product_is_the_conditioned_matrix"
+TWO_SIDED_IDENTITY = (
+    f"{TWO_SIDED}::test_two_sided_field_space_fed_the_network_weights_is_the_network"
+)
+TWO_SIDED_FIRST_STEP = f"{TWO_SIDED}::test_standard_first_step_matches_the_closed_form"
 
 # The tests that compare field space with something other than the code itself, cheapest first.
 FIELD_TESTS = (REPLAY, FIELD_SPACE, CONDITIONING, FIELD_VS_WEIGHT)
@@ -229,5 +235,46 @@ CATALOGUE = (
         "initial = float(curves.loss_train[0])",
         (TRANSFER,),
         "divergence measured against the first minibatch loss instead of the initial eval loss",
+    ),
+    # ------------------------------------------------- two-sided field space (standard)
+    Mutation(
+        "two-sided-coupling-dropped",
+        "solvers/_two_sided.py",
+        "reuse = other.inputs @ other.solve(particle_gram(other.values, projected))",
+        "reuse = 0.0 * other.inputs @ other.solve(particle_gram(other.values, projected))",
+        (TWO_SIDED_MATRIX, TWO_SIDED_FIRST_STEP),
+        "the reuse-coupling term B K_B^-1 <D, P_A a> left out of every two-sided product",
+    ),
+    Mutation(
+        "two-sided-noise-not-projected",
+        "solvers/_two_sided.py",
+        "fresh = other.project_out(fresh)",
+        "fresh = fresh",
+        (TWO_SIDED_MATRIX, TWO_SIDED_IDENTITY),
+        "the fresh noise not projected off the other side's stored inputs (P_B left out)",
+    ),
+    Mutation(
+        "two-sided-transposed-conditioning",
+        "solvers/_two_sided.py",
+        'transpose=direction == "backward",',
+        'transpose=direction == "forward",',
+        (TWO_SIDED_IDENTITY,),
+        "the backward products drawn from W instead of W^T (and the forward ones from W^T)",
+    ),
+    Mutation(
+        "two-sided-wrong-projection",
+        "solvers/_two_sided.py",
+        "projected = x - same.inputs @ alpha",
+        "projected = x",
+        (TWO_SIDED_MATRIX, TWO_SIDED_FIRST_STEP),
+        "the coupling read off the raw input instead of its part off the stored inputs (P_A a)",
+    ),
+    Mutation(
+        "two-sided-step-pairs-ignored",
+        "solvers/_two_sided.py",
+        "if self.current is not None and self.coupling:",
+        "if False:",
+        (TWO_SIDED_FIRST_STEP, TWO_SIDED_IDENTITY),
+        "the backward sweep not conditioned on the step's own forward products",
     ),
 )
