@@ -23,11 +23,11 @@ from ..model import (
     Config,
     DataStream,
     Result,
-    load_config,
     load_stream,
 )
 from ._arguments import add_run_arguments, nested_depths_type, refuse_existing
 from ._commands import Command
+from ._overrides import load_with_flags
 from ._plots import plot_loss_curves
 from ._records import write_result
 
@@ -163,10 +163,10 @@ def run_one(
     describe: Callable[[Result], str],
     announce: Callable[[Config, DataStream], str] | None = None,
 ) -> None:
-    """Load the config and data, print `announce(config, stream)` (the plan), produce the
-    result and write it (in a multi-process run, process 0 writes)."""
-    overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
-    config = load_config(args.config, overrides)
+    """Load the config (`load_with_flags`) and data, print `announce(config, stream)` (the
+    plan), produce the result and write it (in a multi-process run, process 0 writes): the
+    figure first, then result.json, so a failed write leaves no finished-looking run."""
+    config = load_with_flags(args.config, args.overrides, flags)
     writer = jax.process_index() == 0
     if writer:
         refuse_existing(args.out, overwrite=args.overwrite)
@@ -178,9 +178,9 @@ def run_one(
     if not writer:
         print(f"{describe(result)}: {loss_summary(result)}; process {jax.process_index()}")
         return
-    path = write_result(result, args.out)
-    figure = args.out / "losses.png"
+    figure = args.out / "losses.png"  # before result.json, which marks the run complete
     plot_loss_curves({describe(result): result}, figure)
+    path = write_result(result, args.out)
     print(f"{describe(result)}: {loss_summary(result)}; {timing(result)}")
     print(f"wrote {path} and {figure}")
 

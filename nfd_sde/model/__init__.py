@@ -36,6 +36,7 @@ from ._config import (
     with_profiles as with_profiles,
 )
 from ._data import DataStream as DataStream, load_stream as load_stream
+from ._files import write_atomic as write_atomic
 from ._losses import (
     LOSSES as LOSSES,
     MSE as MSE,
