@@ -138,6 +138,23 @@ def test_report_of_a_missing_compare(tmp_path, capsys):
     assert_one_line_error(status, err, "compare.json", "does not exist")
 
 
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('{"summary": {}}', "lacks 'grid'"),
+        ("[1, 2]", "JSON list"),
+        ('{"grid": {"widths": [8', "not valid JSON"),
+        ('{"grid": 1, "scale": 1, "limits": 1, "ensembles": 1, "summary": 1, "fits": 1, '
+         '"config": 1, "meta": 1}', "not the result of `nfd-sde compare`"),
+    ],
+)  # fmt: skip
+def test_report_of_a_malformed_compare(tmp_path, capsys, text, fragment):
+    (tmp_path / "compare.json").write_text(text)
+    status, _, err = run(["report", tmp_path], capsys)
+    assert_one_line_error(status, err, str(tmp_path / "compare.json"), fragment)
+    assert not (tmp_path / "report.md").exists()
+
+
 # ------------------------------------------------------------------------ end to end (CLI)
 
 # The default config at K = 2 steps of batch 2, 4 eval inputs. Width 256, depths 2 and 4 (common

@@ -16,11 +16,12 @@ def load_with_flags(
     config with it in place of the flag is built, and its error is raised, naming the `--set`."""
     given = {field: value for field, value in flags.items() if value is not None}
     config = load_config(path, [*overrides, *(f"{k}={v}" for k, v in given.items())])
+    hidden = {}  # field -> the last --set of it (the one in effect without the flag)
     for item in overrides:
         section, field, _ = parse_override(item)
-        name = f"{section}.{field}"
-        if name not in given:
-            continue
+        if f"{section}.{field}" in given:
+            hidden[f"{section}.{field}"] = item
+    for name, item in hidden.items():
         others = [f"{k}={v}" for k, v in given.items() if k != name]
         try:
             load_config(path, [*overrides, *others])

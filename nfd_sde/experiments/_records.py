@@ -47,13 +47,18 @@ def write_text(path: str | Path, text: str | bytes) -> Path:
 
 
 def read_json(path: str | Path, *, what: str = "") -> Any:
-    """The data of a JSON file; a missing file says which command writes it."""
+    """The data of a JSON file; a missing or unreadable file is an error naming it (and which
+    command writes it)."""
     path = Path(path)
     if not path.is_file():
         hint = f"; run `nfd-sde {what}` first" if what else ""
         raise FileNotFoundError(f"{str(path)!r} does not exist{hint}")
-    with path.open() as fh:
-        return json.load(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except ValueError as error:  # truncated or not JSON (UnicodeDecodeError is a ValueError)
+        hint = f"; run `nfd-sde {what}` again" if what else ""
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}){hint}") from None
 
 
 def write_result(result: Result, out_dir: str | Path) -> Path:
