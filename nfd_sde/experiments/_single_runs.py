@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from ..finite import train_finite
+from ..finite import plan_finite, train_finite
 from ..limit import plan_limit, solve_limit, solve_to_target
 from ..model import (
     BACKWARDS,
@@ -125,7 +125,7 @@ def _add_solve(parser: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> None:
     flags = {"network.width": args.width, "network.depth": args.depth}
     flags |= {"network.backward": args.backward, "run.seed": args.seed}
-    run_one(args, flags, train_finite, describe=describe_finite)
+    run_one(args, flags, train_finite, describe=describe_finite, announce=describe_finite_plan)
 
 
 def _solve(args: argparse.Namespace) -> None:
@@ -145,6 +145,13 @@ def _solve(args: argparse.Namespace) -> None:
         produce = functools.partial(solve_to_target, target=args.target_error)
         announce = None
     run_one(args, flags, produce, describe=describe_limit, announce=announce)
+
+
+def describe_finite_plan(config: Config, stream: DataStream) -> str:
+    """The finite network's memory against `solver.memory_limit_gb` (`FinitePlan.describe`);
+    a network that does not fit is refused here, before any work."""
+    eval_size = stream.x_eval.shape[0]
+    return plan_finite(config, batch=stream.batch, eval_size=eval_size).describe()
 
 
 def describe_plan(config: Config, stream: DataStream) -> str:

@@ -9,7 +9,8 @@ matrices per block: 1 for one-layer blocks, 2 for two-layer blocks):
 The `auto` representation picks the smaller; `FIELD_BIAS` scales the field cost to match
 measured ratios (see benchmarks/README.md). Standard backprop needs weight space.
 
-Where the particles live (memory per device, `solver.memory_limit_gb`):
+Where the particles live (memory per device, `solver.memory_limit_gb`, resolved by
+`nfd_sde.model.memory_limit_gb`):
   resident: the particles are split over `solver.devices` devices (their particle axis; the
             pairs x pairs factors replicated) and the whole history is on them;
   streamed: when that does not fit, the per-particle history (stored features, gradient paths
@@ -22,13 +23,12 @@ refused with the amount and the knobs that reduce it.
 """
 
 import dataclasses
-import os
 
 import jax
 
 from solvers import largest_divisor
 
-from ..model import Config, block_of
+from ..model import Config, block_of, host_memory_bytes, memory_limit_gb
 
 RNG_COST = 8.0
 FIELD_BIAS = 1.0
@@ -103,8 +103,7 @@ def plan_limit(
     """Choose the representation, the devices and where the history lives (module docstring),
     estimate the peak memory per device; refuse what will not fit. `available_devices`
     defaults to `len(jax.devices())`."""
-    if config.solver.memory_limit_gb == "auto":
-        config = config.replace(solver={"memory_limit_gb": device_memory_gb()})
+    config = config.replace(solver={"memory_limit_gb": memory_limit_gb(config)})
     solver = config.solver
     block = block_of(config)
     w, arrays = len(block.weights), len(block.stored)
@@ -166,7 +165,7 @@ def plan_limit(
             "solver.depth_steps, training.steps or training.batch, use "
             "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
         )
-    host = _host_memory()
+    host = host_memory_bytes()
     if host is not None and history_bytes > 0.8 * host:
         raise ValueError(
             f"the limit solve's history takes {history_bytes / 1e9:.2f} GB, more than fits on "
@@ -219,30 +218,6 @@ def _fewest_blocks(particles: int, most_per_block: int) -> int:
             divisors |= {d, particles // d}
     fitting = [c for c in divisors if particles // c <= max(most_per_block, 1)]
     return min(fitting)
-
-
-AUTO_FRACTION, AUTO_DEFAULT_GB = 0.75, 8.0
-
-
-def device_memory_gb() -> float:
-    """solver.memory_limit_gb="auto": 75% of the smallest memory the visible devices report
-    (GPUs do), else 8 GB (a CPU reports none; its memory is the host's)."""
-    limits = []
-    for device in jax.devices():
-        try:
-            stats = device.memory_stats() or {}
-        except Exception:  # backends without memory statistics
-            stats = {}
-        if stats.get("bytes_limit"):
-            limits.append(stats["bytes_limit"])
-    return round(AUTO_FRACTION * min(limits) / 1e9, 2) if limits else AUTO_DEFAULT_GB
-
-
-def _host_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _check_levels(config: Config) -> None:

@@ -44,6 +44,11 @@ from ._losses import (
     CrossEntropy as CrossEntropy,
     loss as loss,
 )
+from ._memory import (
+    device_memory_gb as device_memory_gb,
+    host_memory_bytes as host_memory_bytes,
+    memory_limit_gb as memory_limit_gb,
+)
 from ._one_layer import OneLayer as OneLayer
 from ._profiles import (
     AbstractProfile as AbstractProfile,
