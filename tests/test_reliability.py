@@ -45,6 +45,7 @@ from nfd_sde import (
     transfer_sweep,
 )
 from nfd_sde.model import Result, config_from_dict, first_nonfinite_step
+from solvers import extrapolate, group_mean_se
 
 # The sizes of test_cli's end-to-end runs (a full run compiles them once); ReLU by default.
 TINY = [
@@ -131,6 +132,7 @@ def test_train_divergence_is_a_result(tmp_path):
     assert (out / "losses.png").is_file()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a diverged run is recorded, not warned
 def test_solve_divergence_stops_stepping_and_records_nan(tmp_path):
     out = tmp_path / "limit"
     status, stdout, err = run(["solve", *_sets([*LONG, DIVERGING]), "--out", out])
@@ -144,6 +146,15 @@ def test_solve_divergence_stops_stepping_and_records_nan(tmp_path):
     assert np.all(np.isnan(result.f_eval[k + 1 :]))
     assert np.all(np.isnan(result.kernels["grad_train"][k + 1 :]))
     assert np.all(np.isfinite(result.f_eval[:k]))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_statistics_of_a_diverged_run_give_nan_without_warnings():
+    values = np.array([[1.0, np.inf], [np.inf, -np.inf], [2.0, np.nan]])
+    mean, se = group_mean_se(values)
+    assert np.isinf(mean[0]) and np.isnan(mean[1]) and np.isnan(se).all()
+    estimate, error = extrapolate(values, order=1)
+    assert not np.isfinite(estimate).any() and not np.isfinite(error).any()
 
 
 def test_transfer_marks_diverged_runs_and_draws_no_nan(tmp_path):

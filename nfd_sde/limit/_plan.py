@@ -155,6 +155,11 @@ def plan_limit(
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
+        switch = (
+            "use solver.representation='weight' for long runs, "
+            if representation == "field" and solver.backward == "decoupled"
+            else ""
+        )
         raise ValueError(
             f"the limit solve needs about {per_device / 1e9:.3g} GB per device "
             f"(solver.memory_limit_gb={solver.memory_limit_gb}), and about "
@@ -162,8 +167,8 @@ def plan_limit(
             f"paths and, in weight space, the N x N matrices stay on the device): the stored "
             f"history grows like groups x particles x depth_steps x steps*batch = {groups} x "
             f"{n_part} x {m} x {stored}. Reduce solver.groups, solver.particles, "
-            "solver.depth_steps, training.steps or training.batch, use "
-            "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
+            f"solver.depth_steps, training.steps or training.batch, {switch}or raise "
+            "solver.memory_limit_gb"
         )
     host = host_memory_bytes()
     if host is not None and history_bytes > 0.8 * host:

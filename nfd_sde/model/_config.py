@@ -167,10 +167,13 @@ class SolverConfig:
         check.positive_int("solver", "levels", self.levels)
         check.boolean("solver", "control_variates", self.control_variates)
         if self.depth_steps % 2 ** (self.levels - 1):
+            divisor = 2 ** (self.levels - 1)
+            fitting = (self.depth_steps & -self.depth_steps).bit_length()  # levels it allows
             raise ValueError(
                 f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
-                f"solver.depth_steps={self.depth_steps} must be divisible by "
-                f"{2 ** (self.levels - 1)}; use e.g. depth_steps=16"
+                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}; use "
+                f"e.g. depth_steps={-(-self.depth_steps // divisor) * divisor}, or levels <= "
+                f"{fitting}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
         check.choice("solver", "backward", self.backward, BACKWARDS)
