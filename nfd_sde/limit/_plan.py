@@ -237,7 +237,7 @@ def _check_levels(config: Config) -> None:
             f"two-layer blocks with training.first_layer_exponent={exponent} > 0 have no "
             "infinite-depth limit: the first layer's update enters the backward pass (and, with "
             "standard backprop, the forward pass) coherently and grows like L^c "
-            "(docs/two_layer_limit.md), so there is nothing to extrapolate to. Set "
+            "(docs/two_layer.md), so there is nothing to extrapolate to. Set "
             "solver.levels=1 for the n -> infinity limit of the depth-M network, or c <= 0"
         )
     coarsest = solver.depth_steps // 2 ** (solver.levels - 1)

@@ -143,9 +143,11 @@ class SolverConfig:
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
     outputs, noise representation, driver; `devices` over which the particles are split
-    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use
-    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`;
-    "auto": 75% of the memory the device reports, such as a GPU's, else 8 GB)."""
+    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
+    for both producers (a limit's history that does not fit is kept in host memory and streamed,
+    `nfd_sde.limit.plan_limit`; a finite network that does not fit is refused,
+    `nfd_sde.finite.plan_finite`; "auto": 75% of the memory the device reports, such as a GPU's,
+    else 8 GB, `nfd_sde.model.memory_limit_gb`)."""
 
     particles: int = 2048
     depth_steps: int = 16
