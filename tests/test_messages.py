@@ -1,4 +1,7 @@
-"""Error messages that suggest a fix suggest one that works, and name what is really wrong."""
+"""Error messages that suggest a fix suggest one that works, and name what is really wrong; the
+README says what the code supports."""
+
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +11,7 @@ from nfd_sde.limit import plan_limit
 from tests.test_cli import assert_one_line_error, run
 
 SIZES = {"dim": 8, "steps": 64, "batch": 64, "eval_size": 8}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_depth_steps_zero_suggests_depth_steps(tmp_path, capsys):
@@ -49,3 +53,13 @@ def test_a_truncated_compare_manifest_is_named_as_such(tmp_path):
         RunStore(tmp_path, {"grid": {}}, overwrite=False)
     assert "different config" not in str(error.value) and MANIFEST in str(error.value)
     RunStore(tmp_path, {"grid": {}}, overwrite=True)  # --overwrite discards it
+
+
+def test_the_readme_says_solve_takes_two_layer_blocks():
+    """The limit solver takes two-layer blocks (tests/test_two_layer_limit.py solves them): the
+    README's config table must not call them finite-only."""
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| | `block` |"))
+    assert "finite networks only" not in row and "solve" in row
+    config = load_config(ROOT / "configs" / "two_layer.toml", ["solver.levels=1"])
+    assert plan_limit(config, **SIZES).bytes_needed > 0

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import nfd_sde.experiments._compare_command as compare_command
+import nfd_sde.experiments._demo as demo
 import nfd_sde.experiments._single_runs as single_runs
+import nfd_sde.experiments._two_layer_commands as two_layer
 import nfd_sde.model._files as files
 from nfd_sde import load_config, load_stream
 from nfd_sde.experiments import write_json, write_text
@@ -32,8 +34,9 @@ def umask():
 @pytest.fixture
 def fake(monkeypatch):
     recorders = {"finite": Recorder("finite"), "limit": Recorder("limit")}
-    monkeypatch.setattr(single_runs, "train_finite", recorders["finite"])
-    monkeypatch.setattr(single_runs, "solve_limit", recorders["limit"])
+    for module in (single_runs, demo):
+        monkeypatch.setattr(module, "train_finite", recorders["finite"])
+        monkeypatch.setattr(module, "solve_limit", recorders["limit"])
     return recorders
 
 
@@ -139,3 +142,31 @@ def test_compare_on_a_full_disk_leaves_no_compare_json(tmp_path, monkeypatch, ca
     status, _, err = run(argv, capsys)
     assert status == 0, err
     assert (out / "compare.json").is_file() and figures
+
+
+def test_demo_on_a_full_disk_leaves_no_demo_json(fake, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "plot_demo", lambda data, path: write_text(path, b"png"))
+    out = tmp_path / "demo"
+    with monkeypatch.context() as patch:
+        _full_disk(patch, "overlay.png")
+        status, _, err = run(["demo", "--fast", "--out", out], capsys)
+    assert_one_line_error(status, err, str(out / "overlay.png"), "No space left")
+    assert not (out / "demo.json").exists() and _leftovers(tmp_path) == []
+    status, _, err = run(["demo", "--fast", "--out", out], capsys)
+    assert status == 0, err
+    assert (out / "demo.json").is_file()
+
+
+def test_norms_on_a_full_disk_leaves_no_norms_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(two_layer, "load_stream", lambda config: type("S", (), {"origin": "x"}))
+    monkeypatch.setattr(two_layer, "feature_norms", lambda *a, **k: {"runs": [], "seeds": 1})
+    monkeypatch.setattr(two_layer, "plot_norms", lambda r, path: write_text(path, b"png"))
+    out = tmp_path / "n"
+    with monkeypatch.context() as patch:
+        _full_disk(patch, "norms.png")
+        status, _, err = run(["norms", "--out", out], capsys)
+    assert_one_line_error(status, err, str(out / "norms.png"))
+    assert not (out / "norms.json").exists() and _leftovers(tmp_path) == []
+    status, _, err = run(["norms", "--out", out], capsys)
+    assert status == 0, err
+    assert (out / "norms.json").is_file()
