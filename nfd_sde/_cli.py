@@ -79,7 +79,10 @@ def _join(args: argparse.Namespace) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    text = str(error)
+    if isinstance(error, OSError) and error.strerror and error.filename is None:
+        text = error.strerror  # our own messages (they name the file): no "[Errno N]" prefix
+    return " ".join(text.split()) or type(error).__name__
 
 
 if __name__ == "__main__":

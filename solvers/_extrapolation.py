@@ -29,11 +29,14 @@ def extrapolate(
     values: np.ndarray, *, order: int, ratio: int = 2
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The extrapolation of `values` (levels, ...), finest grid first, and its residual error
-    estimate |R_levels - R_(levels-1)| (None for one level)."""
+    estimate |R_levels - R_(levels-1)| (None for one level). Non-finite values (a diverged run)
+    give non-finite results, without a warning."""
     values = np.asarray(values, dtype=float)
     levels = values.shape[0]
-    estimate = np.tensordot(richardson_weights(levels, order=order, ratio=ratio), values, 1)
-    if levels == 1:
-        return estimate, None
-    fewer = np.tensordot(richardson_weights(levels - 1, order=order, ratio=ratio), values[:-1], 1)
-    return estimate, np.abs(estimate - fewer)
+    with np.errstate(invalid="ignore", over="ignore"):
+        estimate = np.tensordot(richardson_weights(levels, order=order, ratio=ratio), values, 1)
+        if levels == 1:
+            return estimate, None
+        weights = richardson_weights(levels - 1, order=order, ratio=ratio)
+        fewer = np.tensordot(weights, values[:-1], 1)
+        return estimate, np.abs(estimate - fewer)

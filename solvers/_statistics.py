@@ -35,13 +35,15 @@ def control_variate_means(
 
 
 def group_mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean over the leading (group) axis and its standard error std / sqrt(G) (None for G = 1)."""
+    """Mean over the leading (group) axis and its standard error std / sqrt(G) (None for G = 1).
+    Non-finite values (a diverged run) give NaN or infinite statistics, without a warning."""
     values = np.asarray(values, dtype=float)
     groups = values.shape[0]
-    mean = values.mean(axis=0)
-    if groups < 2:
-        return mean, None
-    return mean, values.std(axis=0, ddof=1) / math.sqrt(groups)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = values.mean(axis=0)
+        if groups < 2:
+            return mean, None
+        return mean, values.std(axis=0, ddof=1) / math.sqrt(groups)
 
 
 def jackknife_se(

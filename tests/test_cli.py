@@ -211,6 +211,13 @@ def test_solve_refuses_grids_that_do_not_nest(fake, tmp_path, capsys):
         (["solve", "--particles", -1, "--out", "o"], ["solver.particles=-1"]),
         (["solve", "--set", "model.beta_profile=[[0,1],[1,nan]]", "--out", "o"], ["beta_profile"]),
         (["train", "--width", "abc", "--out", "o"], ["--width", "invalid int value"]),
+        # a flag wins over a --set of its field, but does not hide a mistake in it
+        (["train", "--width", 16, "--set", "network.width=abc", "--out", "o"],
+         ["--set network.width=abc", "network.width='abc'"]),
+        (["solve", "--particles", 64, "--set", "solver.particles=1e3", "--out", "o"],
+         ["--set solver.particles=1e3", "integer"]),
+        (["solve", "--depth-steps", "16,32", "--set", "solver.levels=0", "--out", "o"],
+         ["--set solver.levels=0"]),
         (["train", "--backward", "sideways", "--out", "o"], ["--backward", "invalid choice"]),
         (["train", "--width", 8], ["--out"]),
         (["fly"], ["invalid choice"]),

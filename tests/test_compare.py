@@ -19,6 +19,7 @@ import shutil
 import matplotlib.image
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nfd_sde._cli as cli
 import nfd_sde.experiments._compare as compare
@@ -140,6 +141,23 @@ def test_report_of_a_missing_compare(tmp_path, capsys):
     assert_one_line_error(status, err, "compare.json", "does not exist")
 
 
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('{"summary": {}}', "lacks 'grid'"),
+        ("[1, 2]", "JSON list"),
+        ('{"grid": {"widths": [8', "not valid JSON"),
+        ('{"grid": 1, "scale": 1, "limits": 1, "ensembles": 1, "summary": 1, "fits": 1, '
+         '"config": 1, "meta": 1}', "not the result of `nfd-sde compare`"),
+    ],
+)  # fmt: skip
+def test_report_of_a_malformed_compare(tmp_path, capsys, text, fragment):
+    (tmp_path / "compare.json").write_text(text)
+    status, _, err = run(["report", tmp_path], capsys)
+    assert_one_line_error(status, err, str(tmp_path / "compare.json"), fragment)
+    assert not (tmp_path / "report.md").exists()
+
+
 # ------------------------------------------------------------------------ end to end (CLI)
 
 # The default config at K = 2 steps of batch 2, 4 eval inputs. Width 256, depths 2 and 4 (common
@@ -250,6 +268,47 @@ def test_report_states_rates_and_embeds_figures(compare_run, capsys):
     assert "the limit's depth error" in text
     assert "< 0.0" in text and "(not resolved)" in text  # the decoupled bias at n = 256
     assert "gradient-independence" in text and "Monte Carlo" in text
+
+
+def _paths(value, prefix=()):
+    """Every path of keys and indices into a JSON value."""
+    yield prefix
+    if isinstance(value, dict | list):
+        for key, child in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _paths(child, (*prefix, key))
+
+
+@st.composite
+def broken_compares(draw, data):
+    """compare.json of a real run with one part removed or replaced by another JSON type."""
+    data = json.loads(json.dumps(data))
+    paths = sorted(_paths(data), key=repr)
+    path = draw(st.sampled_from([p for p in paths if p]))
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    if isinstance(parent, dict) and draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(st.sampled_from([None, "x", -1, [], {}, [None], {"x": 1}]))
+    return data
+
+
+@settings(deadline=None, max_examples=30, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_report_of_a_damaged_compare(compare_run, tmp_path_factory, data):
+    """A real compare.json with one part removed or of another type: a report or a one-line
+    error naming the file, never a traceback."""
+    original = json.loads((compare_run / "compare.json").read_text())
+    damaged = data.draw(broken_compares(original))
+    out = tmp_path_factory.mktemp("damaged")
+    for name in FIGURES.values():  # the figures are there: the report reads compare.json alone
+        shutil.copy(compare_run / name, out / name)
+    (out / "compare.json").write_text(json.dumps(damaged))
+    try:
+        write_report(out)
+    except ValueError as error:
+        assert str(out / "compare.json") in str(error) and "\n" not in str(error)
 
 
 def test_report_redraws_missing_figures(compare_run, tmp_path):

@@ -45,6 +45,7 @@ from nfd_sde import (
     transfer_sweep,
 )
 from nfd_sde.model import Result, config_from_dict, first_nonfinite_step
+from solvers import extrapolate, group_mean_se
 
 # The sizes of test_cli's end-to-end runs (a full run compiles them once); ReLU by default.
 TINY = [
@@ -131,6 +132,7 @@ def test_train_divergence_is_a_result(tmp_path):
     assert (out / "losses.png").is_file()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a diverged run is recorded, not warned
 def test_solve_divergence_stops_stepping_and_records_nan(tmp_path):
     out = tmp_path / "limit"
     status, stdout, err = run(["solve", *_sets([*LONG, DIVERGING]), "--out", out])
@@ -144,6 +146,15 @@ def test_solve_divergence_stops_stepping_and_records_nan(tmp_path):
     assert np.all(np.isnan(result.f_eval[k + 1 :]))
     assert np.all(np.isnan(result.kernels["grad_train"][k + 1 :]))
     assert np.all(np.isfinite(result.f_eval[:k]))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_statistics_of_a_diverged_run_give_nan_without_warnings():
+    values = np.array([[1.0, np.inf], [np.inf, -np.inf], [2.0, np.nan]])
+    mean, se = group_mean_se(values)
+    assert np.isinf(mean[0]) and np.isnan(mean[1]) and np.isnan(se).all()
+    estimate, error = extrapolate(values, order=1)
+    assert not np.isfinite(estimate).any() and not np.isfinite(error).any()
 
 
 def test_transfer_marks_diverged_runs_and_draws_no_nan(tmp_path):
@@ -645,8 +656,16 @@ def cli_runs(draw):
     npz = draw(npz_streams(sizes)) if draw(st.booleans()) else None
     out = draw(st.sampled_from(["fresh", "fresh", "nested", "nested", "under a file"]))
     size = ["--width", "8"] if command == "train" else ["--particles", "8"]
-    flags = draw(st.sampled_from([[], [], [], size, ["--seed", "-1"], ["--overwrite"]]))
+    flags = draw(st.sampled_from([[], [], [], size, size, ["--seed", "-1"], ["--overwrite"]]))
+    if flags[:1] in (["--width"], ["--particles"]) and not _rarely(draw, 4):
+        # a --set of the flag's own field (which the flag overrides), mostly invalid
+        section, field = FLAG_FIELDS[flags[0]].split(".")
+        text = draw(FIELDS[section][field].map(_toml) if _rarely(draw, 4) else BAD_TEXT)
+        overrides = [*overrides, (section, field, text)]
     return command, file_pairs, overrides, config, sizes, npz, out, flags
+
+
+FLAG_FIELDS = {"--width": "network.width", "--particles": "solver.particles"}
 
 
 def _prepare(root: Path, case):
@@ -706,6 +725,19 @@ def check_cli_run(case):
         assert raw["status"] == result.status
         assert ("DIVERGED" in stdout) == result.status["diverged"]
         assert not NOT_A_NUMBER.search(stdout) and (out / "losses.png").is_file()
+        _check_flag_hid_nothing(argv)
+
+
+def _check_flag_hid_nothing(argv):
+    """A flag wins over a --set of its field, but never hides an invalid one: if the command
+    line with the flag was valid, the same line without it (the --set in effect) loads too."""
+    argv = [str(a) for a in argv]
+    flag = next((f for f in FLAG_FIELDS if f in argv), None)
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    if flag is None or not any(s.startswith(FLAG_FIELDS[flag] + "=") for s in sets):
+        return
+    path = argv[1] if len(argv) > 1 and argv[1].endswith(".toml") else None
+    load_config(path, sets)  # raises on a --set the flag hid
 
 
 @pytest.fixture
@@ -728,6 +760,50 @@ def test_fuzz_cli_inputs(fabricated, case):
 @given(case=cli_runs())
 def test_fuzz_cli_inputs_long(fabricated, case):
     check_cli_run(case)
+
+
+FLAGGED = {  # command -> flag -> the field it sets
+    "train": {"--width": "network.width", "--depth": "network.depth", "--seed": "run.seed"},
+    "solve": {"--particles": "solver.particles", "--groups": "solver.groups",
+              "--levels": "solver.levels", "--seed": "run.seed"},
+}  # fmt: skip
+
+
+@st.composite
+def flags_with_sets(draw):
+    """A command, one of its flags with a valid value, and a --set of the same field: a valid
+    value of the field or a bad one."""
+    command = draw(st.sampled_from(sorted(FLAGGED)))
+    flag, name = draw(st.sampled_from(sorted(FLAGGED[command].items())))
+    section, field = name.split(".")
+    text = draw(st.one_of(BAD_TEXT, FIELDS[section][field].map(_toml)))
+    return command, flag, draw(st.integers(1, 2)), f"{name}={text}"
+
+
+@settings(FUZZ, max_examples=40)
+@given(case=flags_with_sets())
+def test_fuzz_a_flag_never_hides_a_set(fabricated, monkeypatch, case):
+    """The flag wins over a --set of its field, but the --set is checked all the same: the run
+    succeeds exactly when the --set alone gives a valid config. (No figure: the config is the
+    point.)"""
+    monkeypatch.setattr(single_runs, "plot_loss_curves", lambda results, path: None)
+    command, flag, value, override = case
+    try:
+        load_config(None, [*TINY, override])
+        valid = True
+    except ValueError:
+        valid = False
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [command, *_sets([*TINY, override]), flag, value, "--out", Path(tmp) / "o"]
+        status, _, err = run(argv)
+        if valid:
+            assert status == 0, err
+            name = FLAGGED[command][flag]
+            assert (
+                read_result(Path(tmp) / "o").config[name.split(".")[0]][name.split(".")[1]] == value
+            )
+        else:
+            assert_one_line_error(status, err, f"--set {override}")
 
 
 @pytest.mark.slow
@@ -756,3 +832,47 @@ def test_fuzz_real_runs(overrides, command):
         k = result.config["training"]["steps"]
         assert result.f_eval.shape[0] == k + 1 and result.loss_train.shape == (k,)
         assert ("DIVERGED" in stdout) == result.status["diverged"]
+
+
+# ------------------------------------------------------------------- fuzz: report's compare.json
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+COMPARE_KEYS = ["grid", "scale", "limits", "ensembles", "summary", "fits", "config", "meta"]
+
+
+@st.composite
+def compare_files(draw):
+    """The text of a compare.json that `compare` did not write: any JSON value, or an object
+    with some of compare's keys holding any values; truncated at times."""
+    if draw(st.booleans()):
+        value = draw(JSON)
+    else:
+        keys = draw(st.lists(st.sampled_from(COMPARE_KEYS), unique=True))
+        value = {key: draw(JSON) for key in keys}
+    text = json.dumps(value)
+    if _rarely(draw, 4):
+        text = text[: draw(st.integers(0, max(len(text) - 1, 0)))]
+    return text
+
+
+@settings(FUZZ, max_examples=40)
+@given(text=compare_files())
+def test_fuzz_report_inputs(text):
+    """`nfd-sde report` on a compare.json of another structure or truncated: one-line error
+    naming the file, exit 2, no report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "compare.json"
+        path.write_text(text)
+        status, _, err = run(["report", tmp])
+        assert_one_line_error(status, err, str(path))
+        assert "Traceback" not in err and not (Path(tmp) / "report.md").exists()

@@ -138,9 +138,7 @@ def test_two_sided_product_is_the_conditioned_matrix(transpose):
     np.testing.assert_allclose(np.asarray(coupling), reuse, atol=1e-10)
 
 
-@pytest.mark.parametrize(
-    "block", ["one_layer", pytest.param("two_layer", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("block", ["one_layer", pytest.param("two_layer", marks=pytest.mark.slow)])
 def test_without_coupling_the_two_sided_solve_is_the_decoupled_field_space(block):
     """Same keys, coupling terms off: C alpha with stored products C equals the one-sided field
     space's stored increments times the factor rows, so the two solves agree to float64
@@ -196,9 +194,7 @@ def test_standard_first_step_matches_the_closed_form(block):
     assert abs(gain - decoupled) > 2 * se, (gain, se, decoupled)
 
 
-@pytest.mark.parametrize(
-    "block", [pytest.param("one_layer", marks=pytest.mark.slow), "two_layer"]
-)
+@pytest.mark.parametrize("block", [pytest.param("one_layer", marks=pytest.mark.slow), "two_layer"])
 def test_two_sided_field_space_agrees_with_standard_weight_space(block):
     """In law: tanh, U and v trained, minibatches with a repeated input and an eval input equal
     to a training input (exactly singular kernels, handled by the jitter guard), 3 steps,

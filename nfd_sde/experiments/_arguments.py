@@ -91,7 +91,7 @@ def sizes_type(text: str, *, example: str = "64,128,256") -> tuple[int, ...]:
 
 def nested_depths_type(text: str) -> tuple[int, int | None]:
     """`M` or nested grids `M1,M2,...` (each twice the previous): (finest M, levels or None)."""
-    steps = sizes_type(text)
+    steps = sizes_type(text, example="64, or nested grids 16,32,64")
     ordered = sorted(steps)
     if any(b != 2 * a for a, b in zip(ordered, ordered[1:])):
         raise argparse.ArgumentTypeError(

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from solvers import mean_distance
 
-from ..finite import default_chunk
+from ..finite import default_chunk, plan_finite
 from ..limit import plan_limit
 from ..model import Config, DataStream, run_meta, to_dict
 from ._arguments import count, sizes
@@ -140,6 +140,11 @@ def run_compare(
         )
         for m in limit_steps
     ]  # fmt: skip
+    # the widest, deepest network (the others need less), before any work
+    plan_finite(
+        config.replace(network={"width": max(widths), "depth": max(depths), "backward": "decoupled"}),
+        batch=stream.batch, eval_size=stream.x_eval.shape[0], antithetic=antithetic,
+    )  # fmt: skip
     key = jax.random.key(config.run.seed) if key is None else key
     grid = {
         "widths": list(widths), "depths": list(depths), "modes": list(MODES),

@@ -102,9 +102,9 @@ def _compare(args: argparse.Namespace) -> None:
         out_dir=args.out,
         overwrite=args.overwrite,
     )
-    path = write_compare(data, args.out)
     (args.out / REPORT_FILE).unlink(missing_ok=True)  # a report of an earlier run
-    plot_compare(data, args.out)
+    plot_compare(data, args.out)  # before compare.json, which marks the run complete
+    path = write_compare(data, args.out)
     print(rate_lines(data).strip())
     for note in data["summary"]["notes"]:
         print(f"note: {note}")

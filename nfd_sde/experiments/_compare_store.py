@@ -40,8 +40,12 @@ class RunStore:
         if path.is_file():
             try:
                 stored = json.loads(path.read_text())
-            except ValueError:
-                stored = None
+            except ValueError as error:  # truncated or not JSON (UnicodeDecodeError included)
+                raise ValueError(
+                    f"{str(path)!r} is not valid JSON ({error}), so the runs beside it cannot be "
+                    "matched to this compare; pass --overwrite (overwrite=True) to discard them "
+                    "or choose another output directory"
+                ) from None
             if stored != manifest:
                 raise ValueError(
                     f"{str(self.folder)!r} holds the runs of a compare with a different config or "

@@ -179,13 +179,13 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"  {row_text(row)}")
     print(f"  {summary['rate_text']}")
     compare = data["compare"]
+    figure = out / "overlay.png"  # before demo.json, which marks the run complete
+    plot_demo(summary, figure)
     write_json(
         out / "demo.json",
         {"summary": summary, "grid": compare["grid"], "meta": compare["meta"],
          "config": compare["config"]},
     )  # fmt: skip
-    figure = out / "overlay.png"
-    plot_demo(summary, figure)
     print(f"wrote {out / 'demo.json'}, the figure {figure} and every run under {out / 'runs'}/")
 
 

@@ -4,6 +4,7 @@ Figures are drawn on the Agg canvas directly (no pyplot, no global backend state
 150 dpi, and returned so that callers can inspect or restyle them.
 """
 
+import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..model import Result, interval95
+from ._records import write_text
 
 DPI = 150
 LIMIT_STYLE = dict(color="black", linewidth=3.0, zorder=3)
@@ -142,7 +144,11 @@ def new_figure(
 
 
 def save_figure(figure: Figure, path: str | Path) -> Figure:
-    figure.savefig(path, dpi=DPI)
+    """Save `figure` at `path` (format from its suffix, PNG without one) through the one atomic
+    writer: drawn in memory first, so a failed write leaves no partial image."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=DPI)
+    write_text(path, buffer.getvalue())
     return figure
 
 

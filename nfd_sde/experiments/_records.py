@@ -1,21 +1,20 @@
-"""The one writer of every JSON and NPZ output, and its readers.
+"""The experiments' face of the one atomic writer (`nfd_sde.model.write_atomic`), and readers.
 
-Every record goes through `write_json` (plain JSON: arrays as lists, NaN and infinities as null)
-or `write_npz` (named arrays): written to a temporary file in the same directory and moved into
-place with `os.replace`, so a run killed mid-write leaves the old file or none, never half of one.
+Every record goes through `write_json` (plain JSON: arrays as lists, NaN and infinities as null),
+`write_npz` (named arrays) or `write_text` (reports, figures' bytes): written to a temporary file
+in the same directory and moved into place with `os.replace`, so a run killed or out of space
+mid-write leaves the old file or none, never half of one; files get the user's umask.
 """
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..model import Result, json_ready
+from ..model import Result, json_ready, write_atomic
 
 RESULT_FILE = "result.json"
 
@@ -42,28 +41,24 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray] | None:
 
 
 def write_text(path: str | Path, text: str | bytes) -> Path:
-    """Write `text` (or bytes) to a temporary file beside `path`, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `text` (UTF-8) or bytes to a temporary file beside `path`, then move it into place
+    (`nfd_sde.model.write_atomic`); a failure raises OSError naming `path`."""
+    return write_atomic(path, text)
 
 
 def read_json(path: str | Path, *, what: str = "") -> Any:
-    """The data of a JSON file; a missing file says which command writes it."""
+    """The data of a JSON file; a missing or unreadable file is an error naming it (and which
+    command writes it)."""
     path = Path(path)
     if not path.is_file():
         hint = f"; run `nfd-sde {what}` first" if what else ""
         raise FileNotFoundError(f"{str(path)!r} does not exist{hint}")
-    with path.open() as fh:
-        return json.load(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except ValueError as error:  # truncated or not JSON (UnicodeDecodeError is a ValueError)
+        hint = f"; run `nfd-sde {what}` again" if what else ""
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}){hint}") from None
 
 
 def write_result(result: Result, out_dir: str | Path) -> Path:

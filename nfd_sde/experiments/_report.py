@@ -9,22 +9,41 @@ from pathlib import Path
 from typing import Any
 
 from ._compare_plots import FIGURES, plot_compare
-from ._compare_store import read_compare
+from ._compare_store import COMPARE_FILE, read_compare
 from ._evidence import rate_caveats
 from ._records import write_text
 from ._report_format import join, num, pct, pm, table
 
 REPORT_FILE = "report.md"
+# what the report reads of compare.json (`run_compare`'s data)
+COMPARE_KEYS = ("grid", "scale", "limits", "ensembles", "summary", "fits", "config", "meta")
 _SYMBOLS = {"width": "n", "depth": "L"}
 
 
 def write_report(directory: str | Path) -> Path:
-    """Write DIR/report.md from DIR/compare.json; returns its path."""
+    """Write DIR/report.md from DIR/compare.json; returns its path. A compare.json that is not
+    what `compare` writes (truncated, another structure) is a ValueError naming the file."""
     out = Path(directory)
     data = read_compare(out)
-    if not all((out / name).is_file() for name in FIGURES.values()):
-        plot_compare(data, out)
-    return write_text(out / REPORT_FILE, render_report(data))
+    source = out / COMPARE_FILE
+    missing = [k for k in COMPARE_KEYS if k not in data] if isinstance(data, dict) else None
+    try:
+        if missing is None or missing:
+            raise ValueError(
+                f"it holds a JSON {type(data).__name__}, not an object"
+                if missing is None
+                else f"it lacks {', '.join(repr(k) for k in missing)}"
+            )
+        if not all((out / name).is_file() for name in FIGURES.values()):
+            plot_compare(data, out)
+        text = render_report(data)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError, ArithmeticError) as error:
+        what = f"{type(error).__name__} {error}" if not isinstance(error, ValueError) else error
+        raise ValueError(
+            f"{str(source)!r} is not the result of `nfd-sde compare` ({what}); run "
+            "`nfd-sde compare` again"
+        ) from error
+    return write_text(out / REPORT_FILE, text)
 
 
 def render_report(data: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from ..finite import train_finite
+from ..finite import plan_finite, train_finite
 from ..limit import plan_limit, solve_limit, solve_to_target
 from ..model import (
     BACKWARDS,
@@ -23,11 +23,11 @@ from ..model import (
     Config,
     DataStream,
     Result,
-    load_config,
     load_stream,
 )
 from ._arguments import add_run_arguments, nested_depths_type, refuse_existing
 from ._commands import Command
+from ._overrides import load_with_flags
 from ._plots import plot_loss_curves
 from ._records import write_result
 
@@ -125,7 +125,7 @@ def _add_solve(parser: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> None:
     flags = {"network.width": args.width, "network.depth": args.depth}
     flags |= {"network.backward": args.backward, "run.seed": args.seed}
-    run_one(args, flags, train_finite, describe=describe_finite)
+    run_one(args, flags, train_finite, describe=describe_finite, announce=describe_finite_plan)
 
 
 def _solve(args: argparse.Namespace) -> None:
@@ -147,6 +147,13 @@ def _solve(args: argparse.Namespace) -> None:
     run_one(args, flags, produce, describe=describe_limit, announce=announce)
 
 
+def describe_finite_plan(config: Config, stream: DataStream) -> str:
+    """The finite network's memory against `solver.memory_limit_gb` (`FinitePlan.describe`);
+    a network that does not fit is refused here, before any work."""
+    eval_size = stream.x_eval.shape[0]
+    return plan_finite(config, batch=stream.batch, eval_size=eval_size).describe()
+
+
 def describe_plan(config: Config, stream: DataStream) -> str:
     """Where the solve will run and why (`LimitPlan.describe`), before it runs."""
     eval_size = stream.x_eval.shape[0]
@@ -163,10 +170,10 @@ def run_one(
     describe: Callable[[Result], str],
     announce: Callable[[Config, DataStream], str] | None = None,
 ) -> None:
-    """Load the config and data, print `announce(config, stream)` (the plan), produce the
-    result and write it (in a multi-process run, process 0 writes)."""
-    overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
-    config = load_config(args.config, overrides)
+    """Load the config (`load_with_flags`) and data, print `announce(config, stream)` (the
+    plan), produce the result and write it (in a multi-process run, process 0 writes): the
+    figure first, then result.json, so a failed write leaves no finished-looking run."""
+    config = load_with_flags(args.config, args.overrides, flags)
     writer = jax.process_index() == 0
     if writer:
         refuse_existing(args.out, overwrite=args.overwrite)
@@ -178,9 +185,9 @@ def run_one(
     if not writer:
         print(f"{describe(result)}: {loss_summary(result)}; process {jax.process_index()}")
         return
-    path = write_result(result, args.out)
-    figure = args.out / "losses.png"
+    figure = args.out / "losses.png"  # before result.json, which marks the run complete
     plot_loss_curves({describe(result): result}, figure)
+    path = write_result(result, args.out)
     print(f"{describe(result)}: {loss_summary(result)}; {timing(result)}")
     print(f"wrote {path} and {figure}")
 

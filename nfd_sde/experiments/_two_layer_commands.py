@@ -33,6 +33,7 @@ from ._collapse import collapse_diagnostic
 from ._collapse_limit import collapse_against_limit, plot_collapse_limit
 from ._commands import Command
 from ._norms import feature_norms
+from ._overrides import load_with_flags
 from ._records import write_json
 from ._transfer import transfer_sweep
 from ._two_layer_plots import plot_collapse, plot_coordinate_check, plot_norms, plot_transfer
@@ -112,7 +113,7 @@ def _one_width(widths, config) -> int:
 
 
 def _collapse(args: argparse.Namespace) -> None:
-    config = load_config(args.config, [*args.overrides, f"training.steps={args.steps}"])
+    config = load_with_flags(args.config, args.overrides, {"training.steps": args.steps})
     config = config.replace(model={"block": "two_layer"})
     widths = args.widths or (config.network.width,)
     refuse_existing(args.out, overwrite=args.overwrite, name="collapse.json")
@@ -129,9 +130,9 @@ def _collapse(args: argparse.Namespace) -> None:
         steps=args.steps,
         key=jax.random.key(config.run.seed),
     )
+    plot_collapse(result, args.out / "collapse.png")  # figures before the JSON that marks
+    plot_coordinate_check(result, args.out / "coordinate_check.png")  # the run complete
     path = _write(args.out / "collapse.json", result, config, start)
-    plot_collapse(result, args.out / "collapse.png")
-    plot_coordinate_check(result, args.out / "coordinate_check.png")
     for run in result["runs"]:
         if run["diverged"]:
             print(
@@ -162,8 +163,8 @@ def _collapse(args: argparse.Namespace) -> None:
             groups=8,
             key=jax.random.key(config.run.seed),
         )
-        _write(args.out / "collapse_limit.json", overlay, config, start)
         plot_collapse_limit(overlay, args.out / "collapse_limit.png")
+        _write(args.out / "collapse_limit.json", overlay, config, start)
         for fit in overlay["fits"]:
             low, high = fit["ci95"]
             print(
@@ -222,8 +223,8 @@ def _norms(args: argparse.Namespace) -> None:
         key=jax.random.key(config.run.seed),
         block_orders=BLOCK_ORDERS,
     )
+    plot_norms(result, args.out / "norms.png")  # before the JSON that marks the run complete
     path = _write(args.out / "norms.json", result, config, start)
-    plot_norms(result, args.out / "norms.png")
     for run in result["runs"]:
         init, trained = np.asarray(run["init"]), np.asarray(run["trained"])
         after = f"{trained[-1]:.3g} trained"

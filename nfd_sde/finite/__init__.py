@@ -13,6 +13,11 @@ from ._optim import (
     mup_sgd_from as mup_sgd_from,
     trainable_parameters as trainable_parameters,
 )
+from ._plan import (
+    FinitePlan as FinitePlan,
+    network_bytes as network_bytes,
+    plan_finite as plan_finite,
+)
 from ._resnet import PARAMETER_GROUPS as PARAMETER_GROUPS, ResNet as ResNet
 from ._trainer import (
     AbstractRecorder as AbstractRecorder,

@@ -30,6 +30,7 @@ from solvers import DepthGrid, shard_leading_axis
 
 from ..model import AbstractLoss, Config, DataStream, Result, loss_of, run_meta
 from ._optim import mup_multipliers
+from ._plan import network_bytes, plan_finite
 from ._resnet import ResNet
 from ._trainer import (
     AbstractRecorder,
@@ -97,12 +98,8 @@ def train_members(
 
 def default_chunk(config: Config, *, depth_refinement: int = 1, antithetic: bool = False) -> int:
     """Keys per vmapped call: the members' weights, backward offsets, gradients and initial draws
-    within about `MEMORY_BYTES` (at least 1, at most `MAX_CHUNK`)."""
-    network = config.network
-    layers = network.depth * (2 if config.model.block == "two_layer" else 1)
-    copies = 4 * (2 if network.backward == "decoupled" else 1) + depth_refinement
-    itemsize = 8 if config.run.dtype == "float64" else 4
-    per_key = (2 if antithetic else 1) * copies * layers * network.width**2 * itemsize
+    within about `MEMORY_BYTES` (at least 1, at most `MAX_CHUNK`; `network_bytes`)."""
+    per_key = network_bytes(config, depth_refinement=depth_refinement, antithetic=antithetic)
     return int(np.clip(MEMORY_BYTES // max(per_key, 1), 1, MAX_CHUNK))
 
 
@@ -130,6 +127,8 @@ def _train(config, stream, keys, refinement, antithetic, chunk) -> Result:
         raise ValueError("train_ensemble needs at least one key")
     chunk = chunk or default_chunk(config, depth_refinement=refinement, antithetic=antithetic)
     chunk = min(chunk, seeds)
+    plan_finite(config, batch=stream.batch, eval_size=stream.x_eval.shape[0], members=chunk,
+                depth_refinement=refinement, antithetic=antithetic)  # fmt: skip
     layers = DepthGrid(config.network.depth).point_indices(config.run.kernel_depths)
     multipliers, eta, data = _shared_inputs(config, stream, keys[0])
     parts, compile_time = [], None
@@ -171,6 +170,7 @@ def train_losses_ensemble(config: Config, stream: DataStream, *, keys: PRNGKeyAr
     """`train_losses` for every key of `keys` in one vmapped scan, the members split over the
     visible devices (`solvers.shard_leading_axis`): loss curves with a leading key axis, the
     same numbers as one `train_losses` call per key up to float round-off."""
+    plan_finite(config, batch=stream.batch, eval_size=stream.x_eval.shape[0], members=len(keys))
     with jax.enable_x64(config.run.dtype == "float64"):
         models = shard_leading_axis(ensemble_networks(config, keys=keys))
         multipliers, eta, data = _shared_inputs(config, stream, keys[0])

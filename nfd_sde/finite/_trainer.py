@@ -30,6 +30,7 @@ from solvers import DepthGrid
 
 from ..model import AbstractLoss, Config, DataStream, Result, loss_of, run_meta, to_dict
 from ._optim import mup_multipliers, mup_sgd_from, trainable_parameters
+from ._plan import plan_finite
 from ._resnet import ResNet
 from ._training import evaluate, evaluate_record, make_network, mup_sgd_step, mup_step_record
 
@@ -120,6 +121,9 @@ def run_training(
     recorder = EvalLoss() if recorder is None else recorder
     dtype = jnp.result_type(float)
     steps = stream.steps if steps is None else steps
+    plan_finite(
+        config, batch=stream.batch, eval_size=len(stream.x_eval), depth_refinement=depth_refinement
+    )
     model = make_network(config, key=key, depth_refinement=depth_refinement)
     trained, step_records, records = train_scan(
         model,
@@ -163,13 +167,15 @@ def train_finite(
     deterministic. The kernels are recorded at layers l = round(t L) for t in
     `run.kernel_depths` (listed under `kernels["layers"]`). With `training.steps = 0` the result
     holds the outputs at initialisation (`f_eval` (1, P, C), `f_train` (0, B, C)). A run whose
-    outputs stop being finite is a result too: `Result.status` names its first bad step.
+    outputs stop being finite is a result too: `Result.status` names its first bad step. A
+    network too large for `solver.memory_limit_gb` is refused first (`plan_finite`).
     """
     with jax.enable_x64(config.run.dtype == "float64"):
         return _train(config, stream, key=key, progress=progress)
 
 
 def _train(config: Config, stream: DataStream, *, key: PRNGKeyArray, progress: bool) -> Result:
+    plan_finite(config, batch=stream.batch, eval_size=stream.x_eval.shape[0])
     start = time.perf_counter()
     dtype = jnp.result_type(float)
     model = make_network(config, key=key)

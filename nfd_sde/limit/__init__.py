@@ -1,5 +1,6 @@
 """The NFD limit: particles, the limit's SGD step, the solve, and the plan that precedes it."""
 
+from ..model import device_memory_gb as device_memory_gb  # "auto" solver.memory_limit_gb
 from ._coupling import coupling_gap as coupling_gap
 from ._diagnostics import first_layer_changes as first_layer_changes
 from ._groups import (
@@ -11,7 +12,6 @@ from ._plan import (
     FIELD_BIAS as FIELD_BIAS,
     RNG_COST as RNG_COST,
     LimitPlan as LimitPlan,
-    device_memory_gb as device_memory_gb,
     limit_costs as limit_costs,
     plan_limit as plan_limit,
 )

@@ -12,7 +12,8 @@ matrices per block: 1 for one-layer blocks, 2 for two-layer blocks):
 The `auto` representation picks the smaller for the requested backward mode; `FIELD_BIAS` scales
 the field cost to match measured ratios (see benchmarks/README.md).
 
-Where the particles live (memory per device, `solver.memory_limit_gb`):
+Where the particles live (memory per device, `solver.memory_limit_gb`, resolved by
+`nfd_sde.model.memory_limit_gb`):
   resident: the particles are split over `solver.devices` devices (their particle axis; the
             pairs x pairs factors replicated) and the whole history is on them;
   streamed: when that does not fit, the per-particle history (stored features, gradient paths
@@ -25,13 +26,12 @@ refused with the amount and the knobs that reduce it.
 """
 
 import dataclasses
-import os
 
 import jax
 
 from solvers import largest_divisor
 
-from ..model import Config, block_of
+from ..model import Config, block_of, host_memory_bytes, memory_limit_gb
 
 RNG_COST = 8.0
 FIELD_BIAS = 1.0
@@ -113,8 +113,7 @@ def plan_limit(
     """Choose the representation, the devices and where the history lives (module docstring),
     estimate the peak memory per device; refuse what will not fit. `available_devices`
     defaults to `len(jax.devices())`."""
-    if config.solver.memory_limit_gb == "auto":
-        config = config.replace(solver={"memory_limit_gb": device_memory_gb()})
+    config = config.replace(solver={"memory_limit_gb": memory_limit_gb(config)})
     solver = config.solver
     block = block_of(config)
     w, arrays = len(block.weights), len(block.stored)
@@ -182,6 +181,11 @@ def plan_limit(
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
+        switch = (
+            "use solver.representation='weight' for long runs, "
+            if representation == "field" and solver.backward == "decoupled"
+            else ""
+        )
         raise ValueError(
             f"the limit solve needs about {per_device / 1e9:.3g} GB per device "
             f"(solver.memory_limit_gb={solver.memory_limit_gb}), and about "
@@ -189,10 +193,10 @@ def plan_limit(
             f"paths and, in weight space, the N x N matrices stay on the device): the stored "
             f"history grows like groups x particles x depth_steps x steps*batch = {groups} x "
             f"{n_part} x {m} x {stored}. Reduce solver.groups, solver.particles, "
-            "solver.depth_steps, training.steps or training.batch, use "
-            "solver.representation='weight' for long runs, or raise solver.memory_limit_gb"
+            f"solver.depth_steps, training.steps or training.batch, {switch}or raise "
+            "solver.memory_limit_gb"
         )
-    host = _host_memory()
+    host = host_memory_bytes()
     if host is not None and history_bytes > 0.8 * host:
         raise ValueError(
             f"the limit solve's history takes {history_bytes / 1e9:.2f} GB, more than fits on "
@@ -247,30 +251,6 @@ def _fewest_blocks(particles: int, most_per_block: int) -> int:
     return min(fitting)
 
 
-AUTO_FRACTION, AUTO_DEFAULT_GB = 0.75, 8.0
-
-
-def device_memory_gb() -> float:
-    """solver.memory_limit_gb="auto": 75% of the smallest memory the visible devices report
-    (GPUs do), else 8 GB (a CPU reports none; its memory is the host's)."""
-    limits = []
-    for device in jax.devices():
-        try:
-            stats = device.memory_stats() or {}
-        except Exception:  # backends without memory statistics
-            stats = {}
-        if stats.get("bytes_limit"):
-            limits.append(stats["bytes_limit"])
-    return round(AUTO_FRACTION * min(limits) / 1e9, 2) if limits else AUTO_DEFAULT_GB
-
-
-def _host_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _check_levels(config: Config) -> None:
     """Extrapolation in depth needs a limit to extrapolate to, and kernels recorded at depth
     times that are grid points of every level."""
@@ -283,7 +263,7 @@ def _check_levels(config: Config) -> None:
             f"two-layer blocks with training.first_layer_exponent={exponent} > 0 have no "
             "infinite-depth limit: the first layer's update enters the backward pass (and, with "
             "standard backprop, the forward pass) coherently and grows like L^c "
-            "(docs/two_layer_limit.md), so there is nothing to extrapolate to. Set "
+            "(docs/two_layer.md), so there is nothing to extrapolate to. Set "
             "solver.levels=1 for the n -> infinity limit of the depth-M network, or c <= 0"
         )
     coarsest = solver.depth_steps // 2 ** (solver.levels - 1)

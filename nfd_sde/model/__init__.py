@@ -36,12 +36,18 @@ from ._config import (
     with_profiles as with_profiles,
 )
 from ._data import DataStream as DataStream, load_stream as load_stream
+from ._files import write_atomic as write_atomic
 from ._losses import (
     LOSSES as LOSSES,
     MSE as MSE,
     AbstractLoss as AbstractLoss,
     CrossEntropy as CrossEntropy,
     loss as loss,
+)
+from ._memory import (
+    device_memory_gb as device_memory_gb,
+    host_memory_bytes as host_memory_bytes,
+    memory_limit_gb as memory_limit_gb,
 )
 from ._one_layer import OneLayer as OneLayer
 from ._profiles import (

@@ -143,9 +143,11 @@ class SolverConfig:
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
     outputs, noise representation, driver; `devices` over which the particles are split
-    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use
-    (a history that does not fit is kept in host memory and streamed, `nfd_sde.limit.plan_limit`;
-    "auto": 75% of the memory the device reports, such as a GPU's, else 8 GB)."""
+    ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
+    for both producers (a limit's history that does not fit is kept in host memory and streamed,
+    `nfd_sde.limit.plan_limit`; a finite network that does not fit is refused,
+    `nfd_sde.finite.plan_finite`; "auto": 75% of the memory the device reports, such as a GPU's,
+    else 8 GB, `nfd_sde.model.memory_limit_gb`)."""
 
     particles: int = 2048
     depth_steps: int = 16
@@ -167,10 +169,13 @@ class SolverConfig:
         check.positive_int("solver", "levels", self.levels)
         check.boolean("solver", "control_variates", self.control_variates)
         if self.depth_steps % 2 ** (self.levels - 1):
+            divisor = 2 ** (self.levels - 1)
+            fitting = (self.depth_steps & -self.depth_steps).bit_length()  # levels it allows
             raise ValueError(
                 f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
-                f"solver.depth_steps={self.depth_steps} must be divisible by "
-                f"{2 ** (self.levels - 1)}; use e.g. depth_steps=16"
+                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}; use "
+                f"e.g. depth_steps={-(-self.depth_steps // divisor) * divisor}, or levels <= "
+                f"{fitting}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
         check.choice("solver", "backward", self.backward, BACKWARDS)

@@ -25,7 +25,10 @@ MEANINGS: dict[str, dict[str, str]] = {
         "outputs": "number of outputs C",
         "activation": '`"linear"`, `"relu"`, `"tanh"` or `"gelu"`',
         "readout": 'read out phi(h_L) (`"phi"`) or h_L (`"linear"`)',
-        "block": 'residual block: `"one_layer"` or `"two_layer"` (finite networks only)',
+        "block": 'residual block: `"one_layer"` or `"two_layer"`, for the finite networks and the '
+        "limit alike (`train`, `solve`, `compare`); two-layer blocks with "
+        "`first_layer_exponent` > 0 have no infinite-depth limit, so `solve` takes "
+        "`solver.levels = 1` for them",
         "block_order": '`"pre"` (pre-activation blocks) or `"post"`',
         "gamma0": "feature-learning strength; the readout is divided by gamma0 · width",
         "beta_profile": "branch multiplier beta(t): a constant or knots `[[t, value], ...]`, "
@@ -61,8 +64,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "driver": 'depth stepping through `"diffrax"` or a plain `"scan"`',
         "jitter": "relative diagonal jitter of the kernel factorisation",
         "memory_limit_gb": 'memory per device ("auto": 75% of what the device reports, as a GPU '
-        "does, else 8 GB); a solve over it keeps its history in host memory and streams it "
-        "(refused if even that does not fit)",
+        "does, else 8 GB), for both producers: a solve over it keeps its history in host memory "
+        "and streams it (refused if even that does not fit); a finite network over it is "
+        "refused before any work",
         "devices": 'devices the particles are split over: `"all"` (the most visible devices '
         "that divide `particles`) or a count",
     },

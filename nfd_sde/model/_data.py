@@ -5,6 +5,7 @@ exactly the same data. Nothing is downloaded: data is generated from a seed or r
 """
 
 import dataclasses
+import io
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from ._cifar import CIFAR_CLASSES, CIFAR_TEST_FILE, read_cifar10
 from ._config import Config
 from ._digits import digits_stream_arrays
+from ._files import write_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +44,17 @@ class DataStream:
     def outputs(self) -> int:
         return self.y_train.shape[2]
 
-    def save_npz(self, path: str | Path) -> None:
+    def save_npz(self, path: str | Path) -> Path:
+        """The stream as an .npz file that `data.source = "npz"` reads, written atomically."""
+        buffer = io.BytesIO()
         np.savez(
-            path, x_train=self.x_train, y_train=self.y_train, x_eval=self.x_eval, y_eval=self.y_eval
+            buffer,
+            x_train=self.x_train,
+            y_train=self.y_train,
+            x_eval=self.x_eval,
+            y_eval=self.y_eval,
         )
+        return write_atomic(path, buffer.getvalue())
 
 
 def load_stream(config: Config) -> DataStream:

@@ -3,7 +3,7 @@
 Finite network: u_l = W_{l,1} a_{l-1} / sqrt(n), h_l = h_{l-1} + s_l W_{l,2} phi(u_l) / sqrt(n),
 s_l = beta(t_{l-1}) / sqrt(L); W_{l,1} learns at eta L^c (c = `training.first_layer_exponent`).
 
-Limit, step m, for the new pairs (docs/two_layer_limit.md derives every term; at M = L this is the
+Limit, step m, for the new pairs (docs/two_layer.md derives every term; at M = L this is the
 n -> infinity limit of the depth-L network, term by term):
 
     U_m     = Z1_m - e_m L^c sum_j Q^j_m <phi(H^j_m), phi(H_m)>
