@@ -34,9 +34,8 @@ def umask():
 @pytest.fixture
 def fake(monkeypatch):
     recorders = {"finite": Recorder("finite"), "limit": Recorder("limit")}
-    for module in (single_runs, demo):
-        monkeypatch.setattr(module, "train_finite", recorders["finite"])
-        monkeypatch.setattr(module, "solve_limit", recorders["limit"])
+    monkeypatch.setattr(single_runs, "train_finite", recorders["finite"])
+    monkeypatch.setattr(single_runs, "solve_limit", recorders["limit"])
     return recorders
 
 
@@ -144,8 +143,13 @@ def test_compare_on_a_full_disk_leaves_no_compare_json(tmp_path, monkeypatch, ca
     assert (out / "compare.json").is_file() and figures
 
 
-def test_demo_on_a_full_disk_leaves_no_demo_json(fake, tmp_path, monkeypatch, capsys):
+def test_demo_on_a_full_disk_leaves_no_demo_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "plot_demo", lambda data, path: write_text(path, b"png"))
+    canned = {
+        "summary": {"rows": [], "rate_text": "rate not fitted"},
+        "compare": {"grid": {}, "meta": {}, "config": {}},
+    }
+    monkeypatch.setattr(demo, "run_demo", lambda *args, **kwargs: canned)
     out = tmp_path / "demo"
     with monkeypatch.context() as patch:
         _full_disk(patch, "overlay.png")
