@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from solvers import t95
 
@@ -32,8 +33,8 @@ def plot_gia_digits(data: dict[str, Any], path: str | Path):
                 if run["scaling"] == scaling and run["depth"] == depth:
                     _curve(ax, run, colours[depth])
             ax.set(title=f"{protocol['scalings'][scaling]}, L={depth}", xlabel="SGD step k")
-            ax.set_ylabel("eval loss")
-            ax.grid(alpha=0.3)
+            ax.set(ylabel="eval loss", yscale="log")
+            ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize="x-small")
         _gap_panel(row[-1], data, scaling)
     buffer = io.BytesIO()
@@ -76,6 +77,9 @@ def _gap_panel(ax, data: dict[str, Any], scaling: str) -> None:
             line = np.exp(fit["intercept"]) * grid ** fit["slope"]
             ax.plot(grid, line, ":", color=points[0].get_color())
     ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="|standard - decoupled| eval loss")
+    depths = sorted({g["depth"] for g in rows})
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(depths, labels=[str(d) for d in depths])
     ax.set_title("paired gap (mean over seeds, 95%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="x-small")
