@@ -73,7 +73,9 @@ def _main(args: argparse.Namespace) -> None:
     plot_gia_digits(data, args.out / FIGURE_FILE)
     for fit in data["fits"]:
         if fit["slope"] is None:
-            print(f"{fit['scaling']}, {fit['quantity']}: no fit (fewer than two depths with a gap and its error)")
+            print(
+                f"{fit['scaling']}, {fit['quantity']}: no fit (fewer than two depths with a gap and its error)"
+            )
             continue
         low, high = fit["ci95"]
         verdict = {True: "merge", False: "separate", None: "undecided"}[fit["merge"]]
