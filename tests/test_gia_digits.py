@@ -42,7 +42,7 @@ def test_structure(tiny):
     for run in tiny["runs"]:
         assert np.shape(run["loss_eval"]) == (SEEDS, STEPS + 1)
         assert np.shape(run["loss_train"]) == (SEEDS, STEPS)
-        assert run["diverged"] == 0
+        assert run["diverged"] == 0 and run["first_bad_step"] == [None] * SEEDS
     for gap in tiny["gaps"]:
         assert gap["seeds_used"] == SEEDS
         for name in ("final", "final_abs", "curve", "curve_abs"):

@@ -27,7 +27,7 @@ from jaxtyping import PRNGKeyArray
 from solvers import fit_loglog, t95
 
 from ..finite import train_losses_ensemble
-from ..model import Config, DataStream, run_meta
+from ..model import Config, DataStream, first_nonfinite_step, run_meta
 from ._arguments import count, sizes
 
 BACKWARD_MODES = ("standard", "decoupled")
@@ -140,7 +140,8 @@ def gia_digits(
     """Train, for every branch scaling, depth and backward mode, `seeds` width-`width` networks
     on `stream` (the same keys for both modes) and summarise the paired gap between the modes'
     eval loss curves against depth (module docstring). Returns plain data: `runs` (per-seed
-    curves), `gaps` (`paired_gap` per scaling and depth) and `fits` (per scaling and fitted
+    curves; `diverged` counts the seeds whose eval loss stopped being finite, at
+    `first_bad_step`), `gaps` (`paired_gap` per scaling and depth) and `fits` (per scaling and fitted
     quantity: slope of |mean gap| in L, its 95% interval and `merge`: True when the interval
     lies below 0, False when above, None otherwise or across a change of sign)."""
     depths = sizes("depths", depths)
@@ -172,6 +173,7 @@ def gia_digits(
                         "loss_eval": trained.loss_eval,
                         "loss_train": trained.loss_train,
                         "diverged": int(np.sum(~finite)),
+                        "first_bad_step": [first_nonfinite_step(c) for c in trained.loss_eval],
                         "wall_time_s": time.perf_counter() - start,
                     }
                 )
