@@ -32,6 +32,14 @@ from ._depth_reference import (
     DeepestDepth as DeepestDepth,
     SuccessiveDepths as SuccessiveDepths,
 )
+from ._gia_digits import (
+    SCALINGS as SCALINGS,
+    fit_gap as fit_gap,
+    gia_digits as gia_digits,
+    paired_gap as paired_gap,
+)
+from ._gia_digits_command import GIA_DIGITS, digits_protocol as digits_protocol
+from ._gia_digits_plots import plot_gia_digits as plot_gia_digits
 from ._kernel_plots import plot_kernels_along_depth as plot_kernels_along_depth
 from ._norms import feature_norms as feature_norms
 from ._plots import (
@@ -65,4 +73,4 @@ from ._two_layer_plots import (
 )
 
 # The command line's commands, in the order `nfd-sde --help` lists them.
-COMMANDS = (TRAIN, SOLVE, DEMO, COMPARE, REPORT, COLLAPSE, TRANSFER, NORMS, AUDIT)
+COMMANDS = (TRAIN, SOLVE, DEMO, COMPARE, REPORT, COLLAPSE, TRANSFER, NORMS, GIA_DIGITS, AUDIT)
