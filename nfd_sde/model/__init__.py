@@ -35,6 +35,7 @@ from ._config import (
     to_dict as to_dict,
     with_profiles as with_profiles,
 )
+from ._config_fields import config_table as config_table
 from ._data import DataStream as DataStream, load_stream as load_stream
 from ._files import write_atomic as write_atomic
 from ._losses import (
