@@ -309,11 +309,18 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script runs")
     parser.add_argument("--full", action="store_true", help="also K*B = 8192")
     parser.add_argument("--particles", type=int, nargs="*", help="only these N")
+    parser.add_argument("--stored", type=int, nargs="*", help="only these K*B")
+    parser.add_argument("--representations", nargs="*", help="only these (field, weight)")
     parser.add_argument("--out", default="benchmarks/results/", help="output folder")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL if args.full else Sizes()
     if args.particles:
         sizes = dataclasses.replace(sizes, particles=tuple(args.particles))
+    if args.stored:
+        sizes = dataclasses.replace(sizes, stored=tuple(args.stored))
+    if args.representations:
+        chosen = tuple(v for v in sizes.variants if v[0] in args.representations)
+        sizes = dataclasses.replace(sizes, variants=chosen)
     results = run(sizes)
     write_outputs(args.out, "long_runs", results, report(results))
 
