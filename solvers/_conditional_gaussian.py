@@ -6,13 +6,17 @@ kernel only grows by appended rows, so a new pair's increment is
 with dB_p the stored standard increments of earlier pairs. Unused (padded) slots of the stored
 factor hold identity rows and zero kernel entries, so their rows come out exactly zero.
 
-On a CPU, a vmapped `conditional_factor` (particle groups, solver levels) loops over its batch
-(`jax.custom_batching.sequential_vmap`) instead of handing LAPACK a batch: jaxlib 0.10's CPU
-LAPACK kernels split a batch over XLA's intra-op thread pool and block until it is done, and when
-the executable runs as many such calls at once as the pool has threads (2 on a 2-core machine),
-every thread waits on work that no thread is left to run (observed: `solve_limit` with
-cross-entropy on the digits, and eight virtual CPU devices, hanging with every thread parked in
-`jax::ParallelBatchMap`). Unbatched calls run inline. The numbers are the same either way.
+On a CPU, the LAPACK calls of a vmapped `conditional_factor` (particle groups, solver levels,
+depth steps) loop over their batch (`jax.custom_batching.sequential_vmap`) instead of handing
+LAPACK a batch: jaxlib 0.10's CPU LAPACK kernels split a batch over XLA's intra-op thread pool and
+block until it is done, and when the executable runs as many such calls at once as the pool has
+threads (2 on a 2-core machine), every thread waits on work that no thread is left to run
+(observed: `solve_limit` with cross-entropy on the digits, and eight virtual CPU devices, hanging
+with every thread parked in `jax::ParallelBatchMap`). Unbatched calls run inline. Only the small
+calls loop: the new pairs' (new x new) block, and the triangular solve of a factor of at most
+`solvers._triangular.BLOCK` slots. A larger factor is solved by blocks of matrix products
+(`lower_solve`), with no LAPACK call, batched as any product is; looping over it would copy the
+whole factor per batch entry. The numbers are the same either way.
 """
 
 import jax
@@ -20,6 +24,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jax import lax
 from jaxtyping import Array, Float, Int
+
+from ._triangular import BLOCK, lower_solve
 
 
 def guarded_cholesky(
@@ -39,29 +45,53 @@ def guarded_cholesky(
 
 
 def conditional_factor(
-    cross: Float[Array, "new old"],
-    joint: Float[Array, "new new"],
-    chol_old: Float[Array, "old old"],
+    cross: Float[Array, "*batch new old"],
+    joint: Float[Array, "*batch new new"],
+    chol_old: Float[Array, "*batch old old"],
     *,
     jitter: float,
-) -> tuple[Float[Array, "new old"], Float[Array, "new new"]]:
+    filled: Int[Array, ""] | None = None,
+) -> tuple[Float[Array, "*batch new old"], Float[Array, "*batch new new"]]:
     """Rows of the growing Cholesky factor for `new` pairs appended after `old` ones.
 
     `cross` is the kernel between new and old pairs, `joint` among the new ones, `chol_old` the
     stored lower-triangular factor of the old ones. Returns (rows, block): the new pairs'
     coefficients on the old pairs' standard increments, and their own lower-triangular block.
+    Leading batch axes (e.g. depth steps) are solved together. `filled`: where only the first
+    `filled` slots are used (zero `cross` and identity factor rows from there on), the solve
+    skips the rest; the result is the same.
     """
-    jitter = jnp.asarray(jitter, jnp.asarray(joint).dtype)
-    if jax.default_backend() == "cpu":  # batches loop on a CPU (module docstring)
-        return jax.custom_batching.sequential_vmap(_factor)(cross, joint, chol_old, jitter)
-    return _factor(cross, joint, chol_old, jitter)
-
-
-def _factor(cross, joint, chol_old, jitter):
-    rows = jsl.solve_triangular(chol_old, cross.T, lower=True).T
-    scale = jnp.maximum(jnp.mean(jnp.diagonal(joint)), jnp.finfo(joint.dtype).tiny)
-    block = guarded_cholesky(joint - rows @ rows.T, jitter=jitter, scale=scale)
+    dtype = jnp.asarray(joint).dtype
+    jitter = jnp.asarray(jitter, dtype)
+    if chol_old.shape[-1] > BLOCK:
+        rows = _transpose(lower_solve(chol_old, _transpose(cross), rows_used=filled))
+    else:
+        solve = jnp.vectorize(_lapack(_small_solve), signature="(s,s),(s,n)->(s,n)")
+        rows = _transpose(solve(chol_old, _transpose(cross)))
+    diagonal = jnp.diagonal(joint, axis1=-2, axis2=-1)
+    scale = jnp.maximum(jnp.mean(diagonal, axis=-1), jnp.finfo(dtype).tiny)
+    guarded = jnp.vectorize(_lapack(_guarded_block), signature="(n,n),(),()->(n,n)")
+    block = guarded(joint - rows @ _transpose(rows), jitter, scale)
     return rows, block
+
+
+def _transpose(a):
+    return jnp.swapaxes(a, -1, -2)
+
+
+def _lapack(function):
+    """`function` (which calls LAPACK) with its batches looping on a CPU (module docstring)."""
+    if jax.default_backend() == "cpu":
+        return jax.custom_batching.sequential_vmap(function)
+    return function
+
+
+def _small_solve(lower, rhs):
+    return jsl.solve_triangular(lower, rhs, lower=True)
+
+
+def _guarded_block(schur, jitter, scale):
+    return guarded_cholesky(schur, jitter=jitter, scale=scale)
 
 
 def append_factor_rows(

@@ -36,13 +36,16 @@ class AbstractGaussianProduct(eqx.Module):
 
 class ConditionalGaussianProduct(AbstractGaussianProduct):
     """`white_old @ rows.T + white_new @ block.T`, rows and block from the particle kernel of
-    the new inputs and the stored ones (padded slots: zero inputs, identity factor rows)."""
+    the new inputs and the stored ones (padded slots: zero inputs, identity factor rows).
+    `filled`, where given, bounds the slots in use: from it on, every stored input is zero and
+    every factor row the identity's (`filled_slots`), so the solve stops there."""
 
     stored_inputs: Float[Array, "steps particles stored"]
     stored_white: Float[Array, "steps particles stored"]
     stored_factor: Float[Array, "steps stored stored"]
     new_white: Float[Array, "steps particles new"]
     jitter: Float[Array, ""]
+    filled: Int[Array, ""] | None = None
 
     def __call__(self, m, inputs):
         rows, block = conditional_factor(
@@ -50,6 +53,7 @@ class ConditionalGaussianProduct(AbstractGaussianProduct):
             particle_gram(inputs, inputs),
             self.stored_factor[m],
             jitter=self.jitter,
+            filled=self.filled,
         )
         return self.stored_white[m] @ rows.T + self.new_white[m] @ block.T
 
@@ -64,3 +68,16 @@ class MatrixProduct(AbstractGaussianProduct):
         omega = self.matrices(m)
         omega = omega.T if self.transpose else omega
         return omega @ inputs / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)
+
+
+def filled_slots(
+    stored_inputs: Float[Array, "steps particles stored"],
+    stored_factor: Float[Array, "steps stored stored"],
+) -> Int[Array, ""]:
+    """One past the last slot whose stored inputs are not all zero or whose factor row is not
+    the identity's, at any depth step: the solves of new pairs against this history have
+    exactly zero solution rows from there on (zero kernel, identity rows), so they may stop."""
+    slots = stored_factor.shape[-1]
+    eye = jnp.eye(slots, dtype=stored_factor.dtype)
+    used = jnp.any(stored_factor != eye, axis=(0, 2)) | jnp.any(stored_inputs != 0, axis=(0, 1))
+    return jnp.max(jnp.where(used, jnp.arange(1, slots + 1), 0))

@@ -40,6 +40,7 @@ from ._gaussian_products import (
     AbstractGaussianProduct,
     ConditionalGaussianProduct,
     MatrixProduct,
+    filled_slots,
 )
 from ._host_particles import HostParticles, write_pairs
 from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices
@@ -147,16 +148,19 @@ class FieldSpace(AbstractRepresentation):
 
     def products(self, direction, noise, history, conditioning, white, jitter, revealed=None):
         side = DIRECTIONS.index(direction)
-        return {
-            w: ConditionalGaussianProduct(
-                stored_inputs=history[conditioning[w][side]],
-                stored_white=noise[f"{w}.{direction}"].white,
-                stored_factor=noise[f"{w}.{direction}"].factor,
+        out = {}
+        for w in white:
+            inputs, field = history[conditioning[w][side]], noise[f"{w}.{direction}"]
+            resident = not isinstance(inputs, HostParticles)
+            out[w] = ConditionalGaussianProduct(
+                stored_inputs=inputs,
+                stored_white=field.white,
+                stored_factor=field.factor,
                 new_white=white[w],
                 jitter=jitter,
+                filled=filled_slots(inputs, field.factor) if resident else None,
             )
-            for w in white
-        }
+        return out
 
     def reveal(self, direction, noise, history, conditioning, inputs, white, jitter, revealed=None):
         return None
@@ -224,13 +228,17 @@ def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
 
     def rows_at(m, new_m, factor_m):
         cross = jnp.where(earlier, particle_gram(new_m, stored[m]), 0)
-        return conditional_factor(cross, particle_gram(new_m, new_m), factor_m, jitter=jitter)
+        joint = particle_gram(new_m, new_m)
+        return conditional_factor(cross, joint, factor_m, jitter=jitter, filled=start)
 
-    steps = jnp.arange(new.shape[0])
     if isinstance(stored, HostParticles):  # one depth step's blocks on the device at a time
+        steps = jnp.arange(new.shape[0])
         rows, block = lax.map(lambda args: rows_at(*args), (steps, new, field.factor))
-    else:
-        rows, block = jax.vmap(rows_at)(steps, new, field.factor)
+    else:  # every depth step in one batched solve (no loop over steps, no gathers)
+        n = new.shape[1]
+        cross = jnp.where(earlier, jnp.einsum("mip,miq->mpq", new, stored) / n, 0)
+        joint = jnp.einsum("mip,miq->mpq", new, new) / n
+        rows, block = conditional_factor(cross, joint, field.factor, jitter=jitter, filled=start)
     factor = jax.vmap(append_factor_rows, in_axes=(0, 0, 0, None))(field.factor, rows, block, start)
     return FieldNoise(white=write_pairs(field.white, white, start), factor=factor)
 
