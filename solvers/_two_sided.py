@@ -57,6 +57,21 @@ from ._representations import (
     keyed_pair_white,
 )
 from ._sharding import AxisMesh
+from ._triangular import BLOCK, lower_solve
+
+
+def _lower(factor, v):
+    """L^{-1} v: by blocks of matrix products for a large factor, else LAPACK."""
+    if factor.shape[-1] > BLOCK:
+        return lower_solve(factor, v)
+    return jsl.solve_triangular(factor, v, lower=True)
+
+
+def _upper(factor, v):
+    """L^{-T} v: the lower solve of the factor with its slots in reverse order."""
+    if factor.shape[-1] > BLOCK:
+        return lower_solve(factor.T[::-1, ::-1], v[::-1])[::-1]
+    return jsl.solve_triangular(factor, v, lower=True, trans=1)
 
 
 class RevealedSide(eqx.Module):
@@ -69,8 +84,7 @@ class RevealedSide(eqx.Module):
 
     def solve(self, v: Float[Array, "pairs new"]) -> Float[Array, "pairs new"]:
         """<X, X>^{-1} v through the factor (padded slots: identity rows, zero inputs)."""
-        y = jsl.solve_triangular(self.factor, v, lower=True)
-        return jsl.solve_triangular(self.factor, y, lower=True, trans=1)
+        return _upper(self.factor, _lower(self.factor, v))
 
     def project_out(self, v: Float[Array, "particles new"]) -> Float[Array, "particles new"]:
         """P_X v: v with its component in the span of the inputs removed."""
@@ -112,7 +126,7 @@ def two_sided_product(
     rows, block = conditional_factor(
         particle_gram(x, same.inputs), particle_gram(x, x), same.factor, jitter=jitter
     )
-    alpha = jsl.solve_triangular(same.factor, rows.T, lower=True, trans=1)
+    alpha = _upper(same.factor, rows.T)
     mean = same.values @ alpha
     projected = x - same.inputs @ alpha
     if matrix is None:

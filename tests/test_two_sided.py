@@ -104,14 +104,17 @@ def _factor(x):
 
 
 @pytest.mark.parametrize("transpose", [False, True], ids=["forward", "backward"])
-def test_two_sided_product_is_the_conditioned_matrix(transpose):
+@pytest.mark.parametrize("n, p, q", [(12, 4, 3), (300, 140, 10)], ids=["small", "blocked"])
+def test_two_sided_product_is_the_conditioned_matrix(transpose, n, p, q):
     """The product against spec section 6 written with explicit N x N matrices: reveal a random
     W on both sides (W A / sqrt(N) = C, W^T B / sqrt(N) = D), form W' = W* + P_B G P_A with an
     independent G, and check (a) W' satisfies both constraints, (b) the product of new inputs
     equals W' a / sqrt(N) (or W'^T b for the backward direction), and (c) its coupling part is
-    B^{+T} D^T P_A a. float64, N = 12, 4 + 3 stored pairs: round-off (1e-10)."""
+    B^{+T} D^T P_A a. float64, N = 12 with 4 + 3 stored pairs, and N = 300 with 140 + 10 (a
+    factor solved by blocks of matrix products, `solvers._triangular`): round-off (1e-10, the
+    factors' condition numbers are below 1e3)."""
     rng = np.random.default_rng(0)
-    n, p, q, r = 12, 4, 3, 2
+    r = 2
     w, g = rng.standard_normal((n, n)), rng.standard_normal((n, n))
     a, b, x = rng.standard_normal((n, p)), rng.standard_normal((n, q)), rng.standard_normal((n, r))
     c, d = w @ a / np.sqrt(n), w.T @ b / np.sqrt(n)
