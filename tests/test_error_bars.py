@@ -96,7 +96,8 @@ def test_control_variates_agree_with_the_plain_mean_on_common_noise():
     spread over groups is below the plain one, measured about 0.2 of it in variance)."""
     config = tiny_config("field", levels=1)
     stream = load_stream(config)
-    plan = plan_limit(config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=2)
+    sizes = {"steps": stream.steps, "batch": stream.batch, "eval_size": len(stream.x_eval)}
+    plan = plan_limit(config, dim=stream.dim, **sizes)
     differences, plain_var, cv_var = [], 0.0, 0.0
     for seed in range(32):
         solvers, states = build_groups(
