@@ -33,7 +33,10 @@ def pytest_collection_modifyitems(config, items):
     day = config.getoption("--slow-shard")
     if day is None:
         return
-    chosen = parse_day(day)
+    try:
+        chosen = parse_day(day)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     keep, drop = [], []
     for item in items:
         other_shard = item.get_closest_marker("slow") and shard_of(item.nodeid) != chosen
