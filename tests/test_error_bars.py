@@ -92,8 +92,9 @@ def test_control_variates_agree_with_the_plain_mean_on_common_noise():
     """The solver's own groups (field space, M = 4, N = 32, 8 groups, 32 runs): per run, the
     mean over groups of (control-variate f - plain f) on the same particles. Both estimate the
     same expectation, so their difference has mean 0; each entry's z-score over the runs is
-    within 4 (a false failure ~6e-5 per entry). The control variates also remove variance (their
-    spread over groups is below the plain one, measured about 0.2 of it in variance)."""
+    within 4 (a false failure ~6e-5 per entry). The control variates also remove variance: their
+    variance over groups is 0.52 of the plain one here (measured), a ratio of variances with
+    about 32 x 7 degrees of freedom each, s.d. about 0.05, so it is held below 0.8 (> 5 s.d.)."""
     config = tiny_config("field", levels=1)
     stream = load_stream(config)
     sizes = {"steps": stream.steps, "batch": stream.batch, "eval_size": len(stream.x_eval)}
@@ -111,7 +112,7 @@ def test_control_variates_agree_with_the_plain_mean_on_common_noise():
     d = np.asarray(differences)
     z = d.mean(axis=0) / (d.std(axis=0, ddof=1) / math.sqrt(len(d)))
     assert np.all(np.abs(z) < 4), z
-    assert cv_var < 0.6 * plain_var, (cv_var, plain_var)
+    assert cv_var < 0.8 * plain_var, (cv_var, plain_var)
 
 
 def synthetic_statistics(groups: int, particles: int, *, seed: int):
