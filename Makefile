@@ -1,10 +1,11 @@
 # Entry points: `make demo`, `make test` and `make notebooks`. Each creates .venv on first use.
+# `make test-slow` runs the slow validation set; `make test-slow-shard` today's share of it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test notebooks lint clean
+.PHONY: demo test test-slow test-slow-shard notebooks lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,15 @@ notebooks: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile
+
+# every `slow` validation run
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -n auto --dist loadfile
+
+# the slow tests of today's (UTC) shard of the weekly rotation (tools/slow_rotation.py); pytest
+# exits with status 5 when the shard is empty
+test-slow-shard: $(STAMP)
+	$(BIN)/python -m pytest -m slow --slow-shard today -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

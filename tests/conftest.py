@@ -7,6 +7,7 @@ from nfd_sde import load_stream
 from nfd_sde.validation import linear_reference
 from tests._limit_helpers import limit_ensemble
 from tests.test_limit_field_space import SEEDS, linear_config
+from tools.slow_rotation import parse_day, shard_of
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +17,30 @@ def linear_problem():
     config = linear_config()
     stream = load_stream(config)
     return config, stream, linear_reference(config, stream), limit_ensemble(config, stream, SEEDS)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow-shard",
+        default=None,
+        metavar="DAY",
+        help="run only the slow tests of this day's shard of the weekly rotation (today, 0-6 "
+        "with Monday 0, or a day name; tools/slow_rotation.py states the rule)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    day = config.getoption("--slow-shard")
+    if day is None:
+        return
+    try:
+        chosen = parse_day(day)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    keep, drop = [], []
+    for item in items:
+        other_shard = item.get_closest_marker("slow") and shard_of(item.nodeid) != chosen
+        (drop if other_shard else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -234,3 +234,69 @@ def test_outputs_at_initialisation_only():
     rounds = compare._Rounds(limits, {2: 2}, {"value": 1.0}, True, None, 1000, 0.15)
     cells = {("decoupled", 2): members(interleaved), ("standard", 2): members(interleaved)}
     assert rounds(cells) is None
+
+
+def test_debiased_distance_removes_its_noise_floor():
+    """Two independent groups of 200 samples, 40 entries of s.d. 2: Sigma = (4 / 200 + 4 / 200) I,
+    tr Sigma = 1.6, tr Sigma^2 = 0.064, over 200 repetitions.
+
+    * floor^2 estimates tr Sigma without bias (its mean within 4 s.e. of 1.6);
+    * true distance 0: debiased^2 = max(raw^2 - floor^2, 0) with raw^2 - floor^2 of mean 0 and
+      variance 2 tr Sigma^2 + Var(floor^2) (0.128 + 0.0003), so E debiased^2 =
+      sqrt(variance / (2 pi)) = 0.143 (within 4 s.e.); left undebiased it would be 1.6;
+    * true distance 1.5: E debiased^2 = 2.25 (clipping at 0 is 3.2 s.d. away, a bias < 1e-3),
+      within 4 s.e.; the stated s.e. of debiased^2 (2 debiased stderr) matches the spread of
+      raw^2 - floor^2 over the repetitions: the ratio of s.d.s has s.d. 1 / sqrt(2 x 199) = 0.05,
+      window [0.8, 1.25] (4 s.d.); the variance without its signal term 4 (E d)' Sigma (E d)
+      (0.128 instead of 0.49) gives 0.51."""
+    rng = np.random.default_rng(6)
+    entries, count, reps = 40, 200, 200
+    shift = np.zeros(entries)
+    shift[0] = 1.5
+    null, signal = [], []
+    for _ in range(reps):
+        x, y = 2 * rng.standard_normal((2, count, entries))
+        null.append(mean_distance([(1.0, x), (-1.0, y)]))
+        signal.append(mean_distance([(1.0, x + shift), (-1.0, y)]))
+
+    def mean_and_se(values):
+        values = np.asarray(values, float)
+        return values.mean(), values.std(ddof=1) / math.sqrt(len(values))
+
+    floor2, se = mean_and_se([d.floor**2 for d in null])
+    assert abs(floor2 - 1.6) < 4 * se, (floor2, se)
+    null_debiased2, se = mean_and_se([d.debiased**2 for d in null])
+    # Var(floor^2): two groups x 40 entries, each variance estimate (4 / 200)^2 2 / (S - 1)
+    floor_variance = 2 * entries * (4 / count) ** 2 * 2 / (count - 1)
+    expected = math.sqrt((2 * 0.064 + floor_variance) / (2 * math.pi))
+    assert abs(null_debiased2 - expected) < 4 * se, (null_debiased2, expected, se)
+    debiased2, se = mean_and_se([d.debiased**2 for d in signal])
+    assert abs(debiased2 - 2.25) < 4 * se, (debiased2, se)
+    spread2 = np.std([d.raw**2 - d.floor**2 for d in signal], ddof=1)
+    stated2 = math.sqrt(np.mean([(2 * d.debiased * d.stderr) ** 2 for d in signal]))
+    assert 0.8 < stated2 / spread2 < 1.25, (stated2, spread2)
+
+
+def test_fluctuation_and_its_stderr_on_known_spreads():
+    """Ensembles of 64 networks whose outputs (25 entries) have sqrt(tr Var f) = 4 / sqrt(n), n =
+    16, 64, 256, 200 repetitions each: the mean fluctuation is within 4 s.e. of 4 / sqrt(n) (the
+    square root's bias is Var(q mean) / 8 = 2e-4 relative, negligible); its stated s.e. matches
+    its spread over the repetitions within [0.8, 1.25] (4 s.d. of a 200-sample s.d.); and the
+    fit over n recovers the slope -1/2 within its 95% interval."""
+    rng = np.random.default_rng(7)
+    widths, means, stderrs = [16, 64, 256], [], []
+    for n in widths:
+        sigma = 4 / math.sqrt(n)
+        cells = [
+            spread(plain_spread_samples(sigma / 5 * rng.standard_normal((64, 25))))
+            for _ in range(200)
+        ]
+        values = np.array([c.value for c in cells])
+        se = values.std(ddof=1) / math.sqrt(len(values))
+        assert abs(values.mean() - sigma) < 4 * se, (n, values.mean(), sigma, se)
+        stated = math.sqrt(np.mean([c.stderr**2 for c in cells]))
+        assert 0.8 < stated / values.std(ddof=1) < 1.25, (n, stated, values.std(ddof=1))
+        means.append(values.mean())
+        stderrs.append(se)
+    fit = fit_loglog(widths, means, stderrs=stderrs)
+    assert fit.ci95[0] < -0.5 < fit.ci95[1], fit

@@ -68,6 +68,30 @@ def test_extrapolated_first_step_matches_e_minus_one(first_step):
     assert abs(result.f_eval[0, 0, 0]) < 1e-6
 
 
+def test_syserr_bounds_the_true_discretisation_error_within_a_factor(first_step):
+    """The stated syserr against the true error of the extrapolation it bounds, on spec section
+    3's closed form: the levels' exact N -> infinity values are (1 + 1/M)^M - 1 (M = 16, 8, 4),
+    so the extrapolation's own discretisation error is |R_3 - (e - 1)| = 1.57e-3 exactly, and
+    the residual |R_3 - R_2| that syserr estimates is 6.6e-3 on exact values.
+
+    Window: syserr must cover the true error (ratio >= 1) and exceed it by at most 16. The
+    residual is the next term of the expansion: R_2's error is c_2 M^-2 and R_3's c_3 M^-3, so
+    ratio ~ (c_2 / c_3) M, 4.2 here (2.1 at M = 8, 8.4 at M = 32: doubling with M as that says);
+    16 leaves a factor 4 above it for what the problem's constants could move. The Monte Carlo
+    part of the stated syserr is small: the levels share their Brownian paths, so the level
+    differences vary 50 times less than f (test below), about 1e-3 of f here; it is held to 25%
+    of the exact residual. An estimator 10 times too small (ratio 0.42) or 4 times too large
+    (17) fails."""
+    _, _, syserr, _ = first_step
+    exact_levels = [first_step_change("decoupled", eta=1.0, depth=m) for m in (16, 8, 4)]
+    extrapolated, exact_residual = extrapolate(np.asarray(exact_levels), order=1)
+    true_error = abs(extrapolated - first_step_change("decoupled", eta=1.0))
+    assert true_error == pytest.approx(1.573e-3, rel=1e-3)
+    assert exact_residual == pytest.approx(6.637e-3, rel=1e-3)
+    assert abs(syserr - exact_residual) < 0.25 * exact_residual, (syserr, exact_residual)
+    assert 1.0 <= syserr / true_error <= 16.0, (syserr, true_error)
+
+
 def test_shared_paths_and_control_variates_reduce_the_variance(first_step):
     """Across groups, f_16 - f_8 (shared Brownian paths) varies far less than f_16 itself, and
     the control variates remove most of f's variance on this problem (V frozen, so

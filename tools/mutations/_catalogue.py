@@ -7,7 +7,9 @@ put the cheapest decisive test first. Groups:
 * field space only (the noise representation of spec section 4 that weight space does not share);
 * shared by both representations (block increments, scales, profiles, the SGD step of the limit);
 * the limit made a few percent wrong everywhere;
-* the transfer sweep's divergence rule.
+* the transfer sweep's divergence rule;
+* the error estimates (standard errors, the discretisation error, control variates, the compare
+  statistics): each is held against a truth by a default-suite test.
 """
 
 import dataclasses
@@ -39,6 +41,24 @@ TWO_SIDED_IDENTITY = (
     f"{TWO_SIDED}::test_two_sided_field_space_fed_the_network_weights_is_the_network"
 )
 TWO_SIDED_FIRST_STEP = f"{TWO_SIDED}::test_standard_first_step_matches_the_closed_form"
+STDERR_FIELD = (
+    "tests/test_error_bars.py::test_stderr_matches_the_spread_of_independent_solves[field-2]"
+)
+STDERR_WEIGHT = (
+    "tests/test_error_bars.py::test_stderr_matches_the_spread_of_independent_solves[weight-1]"
+)
+SYSERR = (
+    "tests/test_limit_errors.py::test_syserr_bounds_the_true_discretisation_error_within_a_factor"
+)
+CONTROLS = (
+    "tests/test_error_bars.py::"
+    "test_cross_fitted_control_variates_are_unbiased_where_in_sample_fits_are_not"
+)
+CONTROLS_SOLVER = (
+    "tests/test_error_bars.py::test_control_variates_agree_with_the_plain_mean_on_common_noise"
+)
+DISTANCE = "tests/test_compare_stats.py::test_debiased_distance_removes_its_noise_floor"
+FLUCTUATION = "tests/test_compare_stats.py::test_fluctuation_and_its_stderr_on_known_spreads"
 
 # The tests that compare field space with something other than the code itself, cheapest first.
 FIELD_TESTS = (REPLAY, FIELD_SPACE, CONDITIONING, FIELD_VS_WEIGHT)
@@ -276,5 +296,77 @@ CATALOGUE = (
         "if False:",
         (TWO_SIDED_FIRST_STEP, TWO_SIDED_IDENTITY),
         "the backward sweep not conditioned on the step's own forward products",
+    # ----------------------------------------------------------------- error estimates
+    Mutation(
+        "stderr-over-3",
+        "solvers/_statistics.py",
+        "return mean, values.std(axis=0, ddof=1) / math.sqrt(groups)",
+        "return mean, values.std(axis=0, ddof=1) / (3 * math.sqrt(groups))",
+        (STDERR_FIELD, STDERR_WEIGHT),
+        "every Monte Carlo standard error over groups 3 times too small",
+    ),
+    Mutation(
+        "jackknife-over-3",
+        "solvers/_statistics.py",
+        "return np.sqrt((groups - 1) / groups * np.sum(spread**2, axis=0))",
+        "return np.sqrt((groups - 1) / groups * np.sum(spread**2, axis=0)) / 3",
+        (STDERR_FIELD, STDERR_WEIGHT),
+        "the losses' jackknife standard error 3 times too small",
+    ),
+    Mutation(
+        "syserr-over-10",
+        "solvers/_extrapolation.py",
+        "return estimate, np.abs(estimate - fewer)",
+        "return estimate, np.abs(estimate - fewer) / 10",
+        (SYSERR,),
+        "the discretisation error estimate 10 times too small",
+    ),
+    Mutation(
+        "syserr-x4",
+        "solvers/_extrapolation.py",
+        "return estimate, np.abs(estimate - fewer)",
+        "return estimate, 4 * np.abs(estimate - fewer)",
+        (SYSERR,),
+        "the discretisation error estimate 4 times too large",
+    ),
+    Mutation(
+        "control-variates-fitted-in-sample",
+        "nfd_sde/limit/_controls.py",
+        "xx, xy = xx_total - stats.xx[g], xy_total - stats.xy[g]",
+        "xx, xy = stats.xx[g], stats.xy[g]",
+        (CONTROLS, CONTROLS_SOLVER),
+        "each group's control-variate coefficient fitted on its own particles (not cross-fitted)",
+    ),
+    Mutation(
+        "control-feature-not-mean-zero",
+        "nfd_sde/limit/_step.py",
+        "v_features = jnp.stack([v, v * v - 1.0], axis=1)",
+        "v_features = jnp.stack([v, v * v], axis=1)",
+        (CONTROLS_SOLVER,),
+        "a control feature V^2 h of mean E[h], not 0: the control-variate estimate is biased",
+    ),
+    Mutation(
+        "distance-floor-not-subtracted",
+        "solvers/_ensemble_stats.py",
+        "debiased2 = raw2 - floor2",
+        "debiased2 = raw2",
+        (DISTANCE,),
+        "the debiased distance keeps its noise floor",
+    ),
+    Mutation(
+        "distance-variance-noise-only",
+        "solvers/_ensemble_stats.py",
+        "variance = max(4 * sigma_dd - 2 * trace_sq, 2 * trace_sq)",
+        "variance = 2 * trace_sq",
+        (DISTANCE,),
+        "the debiased distance's variance without its signal term 4 (E d)' Sigma (E d)",
+    ),
+    Mutation(
+        "fluctuation-stderr-over-3",
+        "solvers/_ensemble_stats.py",
+        "return Spread(value / scale, se2 / (2 * value) / scale, int(q.size))",
+        "return Spread(value / scale, se2 / (2 * value) / scale / 3, int(q.size))",
+        (FLUCTUATION,),
+        "the fluctuation's standard error 3 times too small",
     ),
 )
