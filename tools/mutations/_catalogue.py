@@ -296,6 +296,7 @@ CATALOGUE = (
         "if False:",
         (TWO_SIDED_FIRST_STEP, TWO_SIDED_IDENTITY),
         "the backward sweep not conditioned on the step's own forward products",
+    ),
     # ----------------------------------------------------------------- error estimates
     Mutation(
         "stderr-over-3",
