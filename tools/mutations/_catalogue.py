@@ -41,6 +41,7 @@ TWO_SIDED_IDENTITY = (
     f"{TWO_SIDED}::test_two_sided_field_space_fed_the_network_weights_is_the_network"
 )
 TWO_SIDED_FIRST_STEP = f"{TWO_SIDED}::test_standard_first_step_matches_the_closed_form"
+TWO_SIDED_WEIGHT = f"{TWO_SIDED}::test_two_sided_field_space_agrees_with_standard_weight_space"
 STDERR_FIELD = (
     "tests/test_error_bars.py::test_stderr_matches_the_spread_of_independent_solves[field-2]"
 )
@@ -294,7 +295,7 @@ CATALOGUE = (
         "solvers/_two_sided.py",
         "if self.current is not None and self.coupling:",
         "if False:",
-        (TWO_SIDED_FIRST_STEP, TWO_SIDED_IDENTITY),
+        (TWO_SIDED_WEIGHT, TWO_SIDED_FIRST_STEP),
         "the backward sweep not conditioned on the step's own forward products",
     ),
     # ----------------------------------------------------------------- error estimates
