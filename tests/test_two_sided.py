@@ -24,7 +24,15 @@ from nfd_sde.validation import (
     first_step_change,
     two_layer_first_step_change,
 )
-from solvers import FieldSpace, RevealedSide, TwoSidedFieldSpace, two_sided_product
+from solvers import (
+    FieldNoise,
+    FieldSpace,
+    RevealedSide,
+    StoredMatrices,
+    TwoSidedFieldSpace,
+    TwoSidedProduct,
+    two_sided_product,
+)
 from tests._limit_helpers import first_step_gain, first_step_problem, stream_from
 
 
@@ -264,3 +272,42 @@ def test_coupling_gap_matches_the_first_step_closed_form():
     coupling = out["coupling"]["W.forward"], out["coupling"]["W.backward"]
     assert np.max(coupling[0]["layer_share"]) == 0.0
     assert np.min(coupling[1]["layer_share"]) > 0.01
+
+
+def test_backward_products_are_conditioned_on_the_steps_own_forward_products():
+    """Within an SGD step the forward sweep reveals W a for the step's new inputs before the
+    backward sweep multiplies by W^T: the backward product of the representation (one depth
+    step, fed an explicit independent G as its fresh noise) equals the explicit W'^T b / sqrt(N)
+    with W' = W* + P_B G P_A conditioned on the stored pairs *and* the step's forward pairs;
+    float64 round-off (1e-10). Conditioned on the stored pairs only, it would differ by O(1)."""
+    rng = np.random.default_rng(1)
+    n, p, q, r, s = 16, 3, 2, 2, 1  # stored forward, stored backward, step's forward, new backward
+    w, g = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    a, b = rng.standard_normal((n, p)), rng.standard_normal((n, q))
+    a_now, x = rng.standard_normal((n, r)), rng.standard_normal((n, s))
+    c, d, c_now = w @ a / np.sqrt(n), w.T @ b / np.sqrt(n), w @ a_now / np.sqrt(n)
+
+    def conditioned(a_all, c_all):
+        pinv_a, pinv_bt = np.linalg.pinv(a_all), np.linalg.pinv(b.T)
+        proj_a = np.eye(n) - a_all @ pinv_a
+        proj_b = np.eye(n) - b @ np.linalg.pinv(b)
+        star = np.sqrt(n) * (c_all @ pinv_a + pinv_bt @ d.T - pinv_bt @ b.T @ c_all @ pinv_a)
+        return (star + proj_b @ g @ proj_a).T @ x / np.sqrt(n)
+
+    expected = conditioned(np.hstack([a, a_now]), np.hstack([c, c_now]))
+    stored_only = conditioned(a, c)
+    with jax.enable_x64(True):
+        product = TwoSidedProduct(
+            same=FieldNoise(d[None], _factor(b)[None]),
+            same_inputs=b[None],
+            other=FieldNoise(c[None], _factor(a)[None]),
+            other_inputs=a[None],
+            new_white=np.zeros((1, n, s)),
+            jitter=np.float64(0.0),
+            current=(a_now[None], c_now[None]),
+            matrices=StoredMatrices(g[None]),
+            transpose=True,
+        )
+        value = np.asarray(product(0, x))
+    np.testing.assert_allclose(value, expected, atol=1e-10)
+    assert np.abs(stored_only - expected).max() > 1e-2

@@ -42,6 +42,9 @@ TWO_SIDED_IDENTITY = (
 )
 TWO_SIDED_FIRST_STEP = f"{TWO_SIDED}::test_standard_first_step_matches_the_closed_form"
 TWO_SIDED_WEIGHT = f"{TWO_SIDED}::test_two_sided_field_space_agrees_with_standard_weight_space"
+TWO_SIDED_CURRENT = (
+    f"{TWO_SIDED}::test_backward_products_are_conditioned_on_the_steps_own_forward_products"
+)
 STDERR_FIELD = (
     "tests/test_error_bars.py::test_stderr_matches_the_spread_of_independent_solves[field-2]"
 )
@@ -295,7 +298,7 @@ CATALOGUE = (
         "solvers/_two_sided.py",
         "if self.current is not None and self.coupling:",
         "if False:",
-        (TWO_SIDED_WEIGHT, TWO_SIDED_FIRST_STEP),
+        (TWO_SIDED_CURRENT,),
         "the backward sweep not conditioned on the step's own forward products",
     ),
     # ----------------------------------------------------------------- error estimates
