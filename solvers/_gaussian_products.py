@@ -78,6 +78,8 @@ def filled_slots(
     the identity's, at any depth step: the solves of new pairs against this history have
     exactly zero solution rows from there on (zero kernel, identity rows), so they may stop."""
     slots = stored_factor.shape[-1]
+    if slots == 0:  # no stored pairs (a run of zero SGD steps)
+        return jnp.zeros((), jnp.int32)
     eye = jnp.eye(slots, dtype=stored_factor.dtype)
     used = jnp.any(stored_factor != eye, axis=(0, 2)) | jnp.any(stored_inputs != 0, axis=(0, 1))
     return jnp.max(jnp.where(used, jnp.arange(1, slots + 1), 0))
