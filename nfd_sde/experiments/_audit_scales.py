@@ -195,7 +195,7 @@ STANDARD = AuditScale(
     planned_s={
         "kernels": 35,
         "convergence": 210,
-        "gap": 900,
+        "gap": 1330,
         "collapse": 220,
         "transfer": 75,
         "norms": 10,
