@@ -165,6 +165,21 @@ def plan_limit(
     if per_device <= limit:
         return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
     if representation == "field" and solver.backward == "standard":
+        if solver.representation == "auto":  # weight space streams; two-sided field does not
+            weight = plan_limit(
+                config.replace(solver={"representation": "weight"}),
+                dim=dim,
+                steps=steps,
+                batch=batch,
+                eval_size=eval_size,
+                available_devices=available_devices,
+            )
+            return dataclasses.replace(
+                weight,
+                reason=f"auto: two-sided field space is cheaper but needs {per_device / 1e9:.3g} "
+                f"GB per device, over solver.memory_limit_gb={solver.memory_limit_gb}, and "
+                f"cannot be streamed, so weight space; {weight.reason}",
+            )
         raise ValueError(
             f"the two-sided field-space solve (standard backprop) needs about "
             f"{per_device / 1e9:.3g} GB per device, more than solver.memory_limit_gb="
