@@ -186,7 +186,7 @@ def test_without_coupling_the_two_sided_solve_is_the_decoupled_field_space(block
     assert np.abs(results["standard"].f_eval[1:] - decoupled.f_eval[1:]).max() > 1e-3 * scale
 
 
-@pytest.mark.parametrize("block", ["one_layer", "two_layer"])
+@pytest.mark.parametrize("block", ["one_layer", pytest.param("two_layer", marks=pytest.mark.slow)])
 def test_standard_first_step_matches_the_closed_form(block):
     """Spec sections 3 and 5 at depth L = 4 (n -> infinity, the M = L scheme): one-layer
     eta y (1 + 1/L)^(L-1), two-layer eta y (1 + 1/L)^(L-1) (1 + L^c) at c = 0, within 4 standard
@@ -205,7 +205,8 @@ def test_standard_first_step_matches_the_closed_form(block):
     assert abs(gain - decoupled) > 2 * se, (gain, se, decoupled)
 
 
-@pytest.mark.parametrize("block", [pytest.param("one_layer", marks=pytest.mark.slow), "two_layer"])
+@pytest.mark.slow
+@pytest.mark.parametrize("block", ["one_layer", "two_layer"])
 def test_two_sided_field_space_agrees_with_standard_weight_space(block):
     """In law: tanh, U and v trained, minibatches with a repeated input and an eval input equal
     to a training input (exactly singular kernels, handled by the jitter guard), 3 steps,
