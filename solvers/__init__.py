@@ -17,6 +17,7 @@ from ._ensemble_stats import (
     MeanDistance as MeanDistance,
     Spread as Spread,
     antithetic_spread_samples as antithetic_spread_samples,
+    extrapolated_distance as extrapolated_distance,
     intercept_weights as intercept_weights,
     mean_distance as mean_distance,
     plain_spread_samples as plain_spread_samples,

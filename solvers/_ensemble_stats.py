@@ -153,3 +153,20 @@ def intercept_weights(x: Sequence[float], variances: Sequence[float]) -> np.ndar
     design = np.stack([np.ones_like(x), x], axis=1)
     gram = design.T @ (w[:, None] * design)
     return (np.linalg.solve(gram, design.T) * w)[0]
+
+
+def extrapolated_distance(
+    sizes: Sequence[float], differences: Sequence[np.ndarray], *, scale: float = 1.0
+) -> tuple[MeanDistance, np.ndarray]:
+    """The mean of paired differences (samples, ...) measured at several sizes, extrapolated
+    linearly in 1/size to size -> infinity (`intercept_weights`, each mean weighted by its
+    noise tr Cov / samples), as a `mean_distance` with its interval; and the weights."""
+    variances = []
+    for diff in differences:
+        flat = diff.reshape(len(diff), -1)
+        variances.append(
+            float(np.sum(flat.var(axis=0, ddof=1))) / len(diff) if len(diff) > 1 else 1.0
+        )
+    weights = intercept_weights([1.0 / s for s in sizes], np.maximum(variances, 1e-300))
+    combined = [(float(c), diff) for c, diff in zip(weights, differences)]
+    return mean_distance(combined, scale=scale), weights

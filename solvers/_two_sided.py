@@ -184,7 +184,6 @@ class TwoSidedFieldSpace(AbstractRepresentation):
     matrices per weight replace the keyed noise by G P a / sqrt(N) (exact cross-checks)."""
 
     name: ClassVar[str] = "field"
-    backward: ClassVar[str] = "standard"
     forward_keys: dict[str, PRNGKeyArray]
     backward_keys: dict[str, PRNGKeyArray]
     grid: DepthGrid

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from solvers import fit_loglog, intercept_weights, mean_distance
+from solvers import extrapolated_distance, fit_loglog
 
 from ..limit import coupling_gap
 from ..model import load_stream
@@ -81,13 +81,9 @@ def _infinite_depth(depths, differences, cells) -> dict[str, Any] | None:
     valid = [(d, x) for d, x in zip(depths, differences) if x is not None]
     if len(valid) < 3:
         return None
-    variances = [
-        float(np.sum(x.reshape(len(x), -1).var(axis=0, ddof=1))) / len(x) for _, x in valid
-    ]
-    weights = intercept_weights([1.0 / d for d, _ in valid], np.maximum(variances, 1e-300))
-    scale = cells[-1]["scale"]
-    combined = [(float(c), x) for c, (_, x) in zip(weights, valid)]
-    out = mean_distance(combined, scale=scale)
+    out, _ = extrapolated_distance(
+        [d for d, _ in valid], [x for _, x in valid], scale=cells[-1]["scale"]
+    )
     return {**out.__dict__, "depths": [d for d, _ in valid]}
 
 

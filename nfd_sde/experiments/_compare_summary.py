@@ -14,7 +14,7 @@ import numpy as np
 
 from solvers import (
     antithetic_spread_samples,
-    intercept_weights,
+    extrapolated_distance,
     mean_distance,
     plain_spread_samples,
     spread,
@@ -172,15 +172,10 @@ def _infinite_width(widths, groups, scale: float) -> dict[str, Any] | None:
     valid = [(w, g) for w, g in zip(widths, groups) if g is not None]
     if len(valid) < 2:
         return None
-    variances = []
-    for _, ((_, diff),) in valid:
-        flat = diff.reshape(len(diff), -1)
-        variances.append(
-            float(np.sum(flat.var(axis=0, ddof=1))) / len(diff) if len(diff) > 1 else 1.0
-        )
-    weights = intercept_weights([1.0 / w for w, _ in valid], np.maximum(variances, 1e-300))
-    combined = [(float(c), g[0][1]) for c, (_, g) in zip(weights, valid)]
-    out = _asdict(mean_distance(combined, scale=scale))
+    distance, weights = extrapolated_distance(
+        [w for w, _ in valid], [g[0][1] for _, g in valid], scale=scale
+    )
+    out = _asdict(distance)
     return out | {"widths": [w for w, _ in valid], "weights": weights.tolist()}
 
 
