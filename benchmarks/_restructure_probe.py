@@ -2,13 +2,12 @@
 
     PYTHONPATH=TREE python -P benchmarks/_restructure_probe.py JSON_ARGS
 
-Imports `nfd_sde` from TREE (with `-P` nothing else comes ahead of PYTHONPATH), so it runs
-unchanged on the tree before the restructure (commit 92d2c53) and after it. It prints one line
-`RESULT {...}`: the `solve_limit` and `train_finite` timings their results record, and per-step
-times of the same steps called directly, through each tree's own jitted step. The tree after
-the restructure is reached through its public names; the tree before it had no public step, so
-there the probe uses the private names of that commit (`nfd_sde._limit_solver._jit_step`,
-`nfd_sde._finite_training.mup_sgd_step`): the one exception to the benchmarks' public-API rule.
+Imports `nfd_sde` from TREE (with `-P` nothing else comes ahead of PYTHONPATH), through its
+public names only, so it runs on any tree since the package was split into subpackages. It
+prints one line `RESULT {...}`: the `solve_limit` and `train_finite` timings their results
+record, and per-step times of the same steps called directly, through each tree's own jitted
+step. A tree whose `build_solver` takes the plan (`nfd_sde.limit.plan_for`) is given it; an
+older one plans by itself.
 """
 
 import json
@@ -20,39 +19,33 @@ import jax
 import jax.numpy as jnp
 
 import nfd_sde
+from nfd_sde.finite import (
+    evaluate,
+    make_network,
+    mup_multipliers,
+    mup_sgd_from,
+    mup_sgd_step,
+    trainable_parameters,
+)
+from nfd_sde.limit import build_solver, jit_step
+from nfd_sde.model import loss_of
+from solvers import DepthGrid
 
-try:  # after the restructure: public subpackages
-    from nfd_sde.finite import (
-        evaluate,
-        make_network,
-        mup_multipliers,
-        mup_sgd_from,
-        mup_sgd_step,
-        trainable_parameters,
-    )
-    from nfd_sde.limit import build_solver, jit_step
-    from nfd_sde.model import loss_of
-    from solvers import DepthGrid
+try:
+    from nfd_sde.limit import plan_for
+except ImportError:  # a tree whose build_solver plans by itself
+    plan_for = None
 
-    API = "subpackages"
 
-    def finite_static(config, depth):
-        layers = DepthGrid(depth).point_indices(config.run.kernel_depths)
-        return {"loss": loss_of(config), "layers": layers}
+def finite_static(config, depth):
+    layers = DepthGrid(depth).point_indices(config.run.kernel_depths)
+    return {"loss": loss_of(config), "layers": layers}
 
-except ImportError:  # commit 92d2c53
-    from nfd_sde._finite_training import evaluate, make_network, mup_sgd_step
-    from nfd_sde._limit_solver import _jit_step as jit_step
-    from nfd_sde._optim import mup_multipliers, mup_sgd_from, trainable_parameters
-    from nfd_sde._resnet import layer_indices
 
-    from nfd_sde import build_solver
-
-    API = "flat"
-
-    def finite_static(config, depth):
-        layers = layer_indices(config.run.kernel_depths, depth)
-        return {"loss": config.training.loss, "layers": layers}
+def _solver(config, stream, key):
+    if plan_for is None:
+        return build_solver(config, stream, key=key)
+    return build_solver(config, stream, key=key, plan=plan_for(config, stream))
 
 
 def _times(call, repeats: int) -> list[float]:
@@ -76,7 +69,7 @@ def solve(config, stream, repeats: int) -> dict:
     key = jax.random.key(config.run.seed)
     result = nfd_sde.solve_limit(config, stream, key=key)
     key_solver, key_state = jax.random.split(key)
-    solver = build_solver(config, stream, key=key_solver)
+    solver = _solver(config, stream, key_solver)
     f32 = jnp.float32
     x_train, y_train = jnp.asarray(stream.x_train, f32), jnp.asarray(stream.y_train, f32)
     x_eval = jnp.asarray(stream.x_eval, f32)
@@ -133,7 +126,6 @@ def main() -> None:
     stream = nfd_sde.load_stream(config)
     out = {
         "nfd_sde": nfd_sde.__file__,
-        "api": API,
         "solve": solve(config, stream, args["solve_repeats"]),
         "train": train(config, stream, args["train_repeats"]),
     }

@@ -147,8 +147,8 @@ def compile_solver(
         "lapack_calls": lapack_calls(compiled),
         "memory": {**memory_of(compiled), "plan_bytes_needed": plan.bytes_needed},
         "plan": {
-            "cost_field": plan.cost_field,
-            "cost_weight": plan.cost_weight,
+            "cost_field": auto.costs["field"],
+            "cost_weight": auto.costs["weight"],
             "auto_representation": auto.representation,
         },
     }

@@ -40,7 +40,7 @@ from _timing import (
     write_outputs,
 )
 
-from nfd_sde.limit import LimitState, build_solver, jit_step
+from nfd_sde.limit import LimitState, build_solver, jit_step, plan_for
 from nfd_sde.model import load_stream
 from solvers import FieldNoise, fit_loglog
 
@@ -118,7 +118,7 @@ def compile_point(sizes: Sizes, n: int, stored: int, rep: str, backward: str):
         }
     )
     stream = load_stream(config)
-    solver = build_solver(config, stream, key=jax.random.key(0))
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan_for(config, stream))
     stack = lambda tree: jax.tree.map(lambda a: a[None], tree)  # noqa: E731
     solvers = stack(solver)
     f32 = jnp.float32

@@ -1,7 +1,8 @@
 """Per-step time of `solve` and `train` on the default config, before and after the package's
-restructure into subpackages (commit 92d2c53 against the current tree), as ratios from one run.
+restructure (the tree of an earlier commit, BEFORE, against the current tree), as ratios from
+one run.
 
-    mkdir -p /tmp/nfd_before && git archive 92d2c53 | tar -x -C /tmp/nfd_before
+    mkdir -p /tmp/nfd_before && git archive BEFORE | tar -x -C /tmp/nfd_before
     .venv/bin/python benchmarks/restructure.py --before /tmp/nfd_before [--rounds 3] [--quick]
 
 The current tree's `nfd_sde/` and `solvers/` are copied to a temporary folder first, so every
@@ -58,7 +59,7 @@ MEASURES = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--before", required=True, help="source tree of commit 92d2c53")
+    parser.add_argument("--before", required=True, help="source tree of the commit before the restructure")
     parser.add_argument("--after", default=str(ROOT), help="tree after (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=20, help="direct steps per process")
@@ -136,9 +137,8 @@ def report(results: dict) -> str:
         f"device: {env['device']['platform']} ({env['device']['kind']}); CPU "
         f"{env['host']['cpu_model']}, {env['host']['cpu_cores']} cores; load average "
         f"{env['load_average_start']} -> {env['load_average_end']}",
-        f"before: {trees['before']['path']} (API {trees['before']['api']}, sources "
-        f"{trees['before']['hash']}); after: {trees['after']['path']} (API "
-        f"{trees['after']['api']}, sources {trees['after']['hash']})",
+        f"before: {trees['before']['path']} (sources {trees['before']['hash']}); after: "
+        f"{trees['after']['path']} (sources {trees['after']['hash']})",
         f"config: defaults{' + ' + ', '.join(results['overrides']) if results['overrides'] else ''}"
         f" (limit representation {trees['after']['representation']}); {results['rounds']} "
         f"alternating rounds, {results['repeats']} direct limit steps and "
@@ -198,7 +198,6 @@ def main(argv: list[str] | None = None) -> None:
             name: {
                 "path": str(args.before if name == "before" else args.after),
                 "hash": hashes[name],
-                "api": rounds[name][0]["api"],
                 "representation": rounds[name][0]["solve"]["representation"],
             }
             for name in rounds

@@ -44,13 +44,24 @@ from ._matrices import (
     StoredMatrices as StoredMatrices,
 )
 from ._particles import particle_gram as particle_gram
-from ._representations import (
+from ._registry import (
+    REPRESENTATION_NAMES as REPRESENTATION_NAMES,
     REPRESENTATIONS as REPRESENTATIONS,
+)
+from ._representation_costs import (
+    FIELD_BIAS as FIELD_BIAS,
+    RNG_COST as RNG_COST,
+    TWO_SIDED_COST as TWO_SIDED_COST,
+    ProblemSizes as ProblemSizes,
+    RepresentationMemory as RepresentationMemory,
+)
+from ._representations import (
     AbstractRepresentation as AbstractRepresentation,
     EmptyParticles as EmptyParticles,
     FieldNoise as FieldNoise,
     FieldSpace as FieldSpace,
     WeightSpace as WeightSpace,
+    representation_keys as representation_keys,
     weight_keys as weight_keys,
 )
 from ._schemes import (

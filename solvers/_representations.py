@@ -45,6 +45,7 @@ from ._gaussian_products import (
 from ._host_particles import HostParticles, write_pairs
 from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices
 from ._particles import particle_gram
+from ._representation_costs import ProblemSizes, RepresentationMemory
 from ._sharding import AxisMesh
 from ._white_noise import keyed_white
 
@@ -67,8 +68,56 @@ def weight_keys(base: PRNGKeyArray, weights: tuple[str, ...]) -> dict[str, PRNGK
     return {w: base if i == 0 else jax.random.fold_in(base, i) for i, w in enumerate(weights)}
 
 
+def representation_keys(key: PRNGKeyArray) -> dict[str, PRNGKeyArray]:
+    """The base keys a representation draws from, split off a solve's one key: the field
+    spaces' forward and backward increments, the weight space's forward and backward matrices."""
+    names = ("forward", "backward", "forward_matrices", "backward_matrices")
+    return dict(zip(names, jax.random.split(key, 4), strict=True))
+
+
 class AbstractRepresentation(eqx.Module):
+    """A representation of the initial matrices' products. Besides the products themselves, it
+    owns what a planner needs to choose it: `name` (what `solver.representation` calls it),
+    `label` (what a plan prints), which backward modes it serves (`supports`), its cost and
+    memory at given sizes (`solvers._representation_costs`), whether its history can be kept
+    in host memory (`streamable`), and how it is built from one key (`build`)."""
+
     name: ClassVar[str]
+    label: ClassVar[str]
+    streamable: ClassVar[bool]
+
+    @classmethod
+    @abc.abstractmethod
+    def supports(cls, reuse: bool) -> bool:
+        """Whether it serves a backward sweep that reuses the forward matrices (`reuse`, standard
+        backprop) or one with independent backward matrices (decoupled)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def cost(cls, sizes: ProblemSizes) -> float:
+        """Multiply-adds per training step (`solvers._representation_costs`)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def memory(cls, sizes: ProblemSizes) -> RepresentationMemory:
+        """Elements it keeps per particle group."""
+
+    @classmethod
+    @abc.abstractmethod
+    def build(
+        cls,
+        weights: tuple[str, ...],
+        *,
+        key: PRNGKeyArray,
+        grid: DepthGrid,
+        particles: int,
+        reuse: bool,
+        dtype,
+        refinement: int = 1,
+        mesh: AxisMesh | None = None,
+    ) -> "AbstractRepresentation":
+        """The representation of `weights` with its noise drawn from `key`
+        (`representation_keys`); `refinement`: nested grids share their noise."""
 
     @abc.abstractmethod
     def init_noise(
@@ -131,7 +180,9 @@ class AbstractRepresentation(eqx.Module):
 
 
 class FieldSpace(AbstractRepresentation):
-    name = "field"
+    name: ClassVar[str] = "field"
+    label: ClassVar[str] = "field"
+    streamable: ClassVar[bool] = True
     forward_keys: dict[str, PRNGKeyArray]
     backward_keys: dict[str, PRNGKeyArray]
     grid: DepthGrid
@@ -167,6 +218,38 @@ class FieldSpace(AbstractRepresentation):
 
     def append(self, noise, history, entries, conditioning, white, start, jitter):
         return append_pairs(noise, history, entries, conditioning, white, start, jitter)
+
+    @classmethod
+    def supports(cls, reuse):
+        return not reuse
+
+    @classmethod
+    def cost(cls, sizes):
+        return sizes.field_bias * (2 * sizes.shared + sizes.factor_cost)
+
+    @classmethod
+    def memory(cls, sizes):
+        return field_memory(sizes)
+
+    @classmethod
+    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
+        keys = representation_keys(key)
+        return cls(
+            forward_keys=weight_keys(keys["forward"], weights),
+            backward_keys=weight_keys(keys["backward"], weights),
+            grid=grid,
+            particles=particles,
+            refinement=refinement,
+            mesh=mesh,
+        )
+
+
+def field_memory(sizes: ProblemSizes) -> RepresentationMemory:
+    """Field space's memory: per weight and direction, the stored increments (or products) of
+    every pair on every depth step (history), the factors (replicated), the new pairs' draws."""
+    w, m, n, s = sizes.weights, sizes.depth_steps, sizes.particles, sizes.stored
+    history, factors = 2 * w * m * n * s, 2 * w * m * s**2
+    return RepresentationMemory(history, factors, history + 2 * w * m * n * sizes.new + factors)
 
 
 def keyed_pair_white(keys, k, shape, grid: DepthGrid, where, dtype) -> dict[str, Array]:
@@ -244,9 +327,38 @@ def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
 
 
 class WeightSpace(AbstractRepresentation):
-    name = "weight"
+    name: ClassVar[str] = "weight"
+    label: ClassVar[str] = "weight"
+    streamable: ClassVar[bool] = True
     forward_matrices: dict[str, AbstractMatrixSource]
     backward_matrices: dict[str, AbstractMatrixSource]
+
+    @classmethod
+    def supports(cls, reuse):
+        return True
+
+    @classmethod
+    def cost(cls, sizes):
+        n, m, w, pairs = sizes.particles, sizes.depth_steps, sizes.weights, sizes.new + sizes.batch
+        return sizes.shared + w * (m * n**2 * pairs + 2 * m * n**2 * sizes.rng_cost)
+
+    @classmethod
+    def memory(cls, sizes):
+        return RepresentationMemory(working=2 * sizes.weights * sizes.particles**2)
+
+    @classmethod
+    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
+        keys = representation_keys(key)
+        return cls.keyed(
+            weights,
+            forward_key=keys["forward_matrices"],
+            backward_key=keys["backward_matrices"],
+            particles=particles,
+            dtype=dtype,
+            reuse=reuse,
+            refinement=refinement,
+            mesh=mesh,
+        )
 
     @classmethod
     def keyed(
@@ -292,6 +404,3 @@ class WeightSpace(AbstractRepresentation):
 
     def append(self, noise, history, entries, conditioning, white, start, jitter):
         return None
-
-
-REPRESENTATIONS = {cls.name: cls for cls in (FieldSpace, WeightSpace)}

@@ -48,13 +48,17 @@ from ._depth_grid import DepthGrid
 from ._gaussian_products import AbstractGaussianProduct
 from ._matrices import AbstractMatrixSource
 from ._particles import particle_gram
+from ._representation_costs import TWO_SIDED_COST
 from ._representations import (
     DIRECTIONS,
     AbstractRepresentation,
     FieldNoise,
     append_pairs,
+    field_memory,
     field_noise_init,
     keyed_pair_white,
+    representation_keys,
+    weight_keys,
 )
 from ._sharding import AxisMesh
 from ._triangular import BLOCK, lower_solve
@@ -184,6 +188,8 @@ class TwoSidedFieldSpace(AbstractRepresentation):
     matrices per weight replace the keyed noise by G P a / sqrt(N) (exact cross-checks)."""
 
     name: ClassVar[str] = "field"
+    label: ClassVar[str] = "two-sided field"
+    streamable: ClassVar[bool] = False
     forward_keys: dict[str, PRNGKeyArray]
     backward_keys: dict[str, PRNGKeyArray]
     grid: DepthGrid
@@ -251,3 +257,27 @@ class TwoSidedFieldSpace(AbstractRepresentation):
 
     def append(self, noise, history, entries, conditioning, white, start, jitter):
         return append_pairs(noise, history, entries, conditioning, white, start, jitter)
+
+    @classmethod
+    def supports(cls, reuse):
+        return reuse
+
+    @classmethod
+    def cost(cls, sizes):
+        return sizes.field_bias * (TWO_SIDED_COST * sizes.shared + 2 * sizes.factor_cost)
+
+    @classmethod
+    def memory(cls, sizes):
+        return field_memory(sizes)  # the products C, D are stored where field space keeps white
+
+    @classmethod
+    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
+        keys = representation_keys(key)
+        return cls(
+            forward_keys=weight_keys(keys["forward"], weights),
+            backward_keys=weight_keys(keys["backward"], weights),
+            grid=grid,
+            particles=particles,
+            refinement=refinement,
+            mesh=mesh,
+        )

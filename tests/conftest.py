@@ -1,6 +1,11 @@
 """Session-wide fixtures: Monte Carlo ensembles that several test modules compare with exact
 references, run once per test session."""
 
+import gc
+import os
+import resource
+
+import jax
 import pytest
 
 from nfd_sde import load_stream
@@ -17,6 +22,32 @@ def linear_problem():
     config = linear_config()
     stream = load_stream(config)
     return config, stream, linear_reference(config, stream), limit_ensemble(config, stream, SEEDS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """A worker of the parallel suite runs dozens of modules, and JAX's compiled executables and
+    trace caches accumulate in it (over 4 GB per worker by the end of the default suite, with
+    two workers, notebook kernels and device subprocesses beside them on a 24 GB machine).
+    Dropping them after each module keeps a worker near the largest single module's need; a
+    module's own tests still share their compiled steps."""
+    yield
+    jax.clear_caches()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _memory_log(request):
+    """With NFD_TEST_MEMLOG=FILE, one line per test: its id and the peak resident memory (MB)
+    of this process and of its finished subprocesses after it, to find the tests that raise
+    the suite's peak."""
+    yield
+    path = os.environ.get("NFD_TEST_MEMLOG")
+    if path:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+        with open(path, "a") as log:
+            log.write(f"{os.getpid()} {own} {children} {request.node.nodeid}\n")
 
 
 def pytest_addoption(parser):

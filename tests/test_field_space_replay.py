@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from nfd_sde import load_config, load_stream
-from nfd_sde.limit import build_solver, solve_limit
+from nfd_sde.limit import build_solver, plan_for, solve_limit
 from tests._limit_helpers import limit_ensemble
 
 JITTER = 1e-6
@@ -171,7 +171,7 @@ def _replayed(config):
     stream = load_stream(config)
     with jax.enable_x64(True):
         key_solver, key_state = jax.random.split(jax.random.key(SEED))
-        solver = build_solver(config, stream, key=key_solver)
+        solver = build_solver(config, stream, key=key_solver, plan=plan_for(config, stream))
         state = solver.init_state(key=key_state)
         pairs = stream.batch + len(stream.x_eval)
         white = {

@@ -157,7 +157,8 @@ def test_representation_choice_and_memory_refusal():
     assert plan.representation == "field" and "two-sided field space" in plan.describe()
     standard_long = long_run.replace(solver={"backward": "standard"})
     plan = plan_limit(standard_long, dim=8, steps=400, batch=16, eval_size=8)
-    assert plan.representation == "weight" and "weight space is cheaper" in plan.describe()
+    assert plan.representation == "weight" and "weight space is the cheapest" in plan.describe()
+    assert "two-sided field" in plan.describe()  # the candidate it was compared with
     # a two-sided solve is not streamed: too large for the memory limit it is refused, and
     # `auto` takes weight space instead
     too_big = standard.replace(solver={"representation": "field", "memory_limit_gb": 0.001})
@@ -168,7 +169,8 @@ def test_representation_choice_and_memory_refusal():
         solver={"particles": 4096, "depth_steps": 512, "memory_limit_gb": 1.8}
     )
     plan = plan_limit(fallback, dim=8, steps=4, batch=4, eval_size=8)
-    assert plan.representation == "weight" and "cannot be streamed, so weight" in plan.describe()
+    assert plan.representation == "weight" and "cheapest that fits" in plan.describe()
+    assert "two-sided field space does not fit" in plan.describe()
     huge = config.replace(solver={"particles": 2**20, "depth_steps": 512})
     with pytest.raises(ValueError, match=r"needs about .* GB.*Reduce solver.groups"):
         plan_limit(huge, dim=8, steps=4, batch=4, eval_size=8)

@@ -18,7 +18,7 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.finite import make_network, train_finite
-from nfd_sde.limit import build_solver, coupling_gap, solve_limit
+from nfd_sde.limit import build_solver, coupling_gap, plan_for, solve_limit
 from nfd_sde.validation import (
     field_limit_from_network,
     first_step_change,
@@ -166,7 +166,7 @@ def test_without_coupling_the_two_sided_solve_is_the_decoupled_field_space(block
             ("uncoupled", config, False),
             ("standard", config, True),
         ]:
-            solver = build_solver(cfg, stream, key=jax.random.key(5))
+            solver = build_solver(cfg, stream, key=jax.random.key(5), plan=plan_for(cfg, stream))
             if coupling is not None:
                 assert isinstance(solver.representation, TwoSidedFieldSpace)
                 representation = dataclasses.replace(solver.representation, coupling=coupling)

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ..finite import train_ensemble, train_finite
-from ..limit import build_solver, solve_limit
+from ..limit import build_solver, plan_for, solve_limit
 from ..model import Config, DataStream, Result
 from ._compare_store import RunStore
 
@@ -67,7 +67,9 @@ def _solve(config: Config, stream: DataStream, key, refinement: int, sign: float
         return solve_limit(config, stream, key=key)
     with jax.enable_x64(config.run.dtype == "float64"):
         key_solver, key_state = jax.random.split(key)
-        solver = build_solver(config, stream, key=key_solver, refinement=refinement)
+        solver = build_solver(
+            config, stream, key=key_solver, plan=plan_for(config, stream), refinement=refinement
+        )
         state = solver.init_state(key=key_state)
         state = eqx.tree_at(
             lambda s: (s.readout, s.initial_readout),

@@ -22,7 +22,7 @@ what to reduce.
 
 import dataclasses
 
-from ..model import Config, memory_limit_gb
+from ..model import Config, block_of, memory_limit_gb
 
 COPIES = 4  # weights before and after a step, gradient, update
 ACTIVATIONS = 8  # per layer and input: features, pre-activations, their gradients, records
@@ -33,7 +33,7 @@ def network_bytes(config: Config, *, depth_refinement: int = 1, antithetic: bool
     antithetic pair."""
     network = config.network
     matrices = _blocks_matrices(config) * network.width**2
-    copies = COPIES * (2 if network.backward == "decoupled" else 1) + depth_refinement
+    copies = COPIES * network.mode.weight_copies + depth_refinement
     return (2 if antithetic else 1) * copies * matrices * _itemsize(config)
 
 
@@ -81,8 +81,8 @@ def plan_finite(
     limit = memory_limit_gb(config)
     if needed <= limit * 1e9:
         return FinitePlan(needed, limit, members * pairs)
-    blocks = "two-layer blocks, " if config.model.block == "two_layer" else ""
-    offsets = "backward offsets, " if network.backward == "decoupled" else ""
+    blocks = "two-layer blocks, " if len(block_of(config).weights) > 1 else ""
+    offsets = "backward offsets, " if network.mode.has_backward_offsets else ""
     many = f" x {members * pairs} networks trained at once" if members * pairs > 1 else ""
     reduce = "network.width or network.depth"
     if activations > weights:
@@ -102,7 +102,7 @@ def plan_finite(
 
 def _blocks_matrices(config: Config) -> int:
     """w L: the hidden matrices of the network (two per block for two-layer blocks)."""
-    return config.network.depth * (2 if config.model.block == "two_layer" else 1)
+    return config.network.depth * len(block_of(config).weights)
 
 
 def _itemsize(config: Config) -> int:

@@ -23,13 +23,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ..model import (
-    BACKWARDS,
     AbstractActivation,
+    AbstractBackwardMode,
     AbstractBlock,
     AbstractReadout,
     BlockLayer,
     Config,
     activation_of,
+    backward_mode,
     block_of,
     branch_scales,
     input_scale,
@@ -59,6 +60,7 @@ class ResNet(eqx.Module):
     branch_scales: Float[Array, " depth"]
     readout_scale: Float[Array, ""]
     block: AbstractBlock
+    mode: AbstractBackwardMode
     activation: AbstractActivation
     readout_map: AbstractReadout
     input_scale: float = eqx.field(static=True)
@@ -70,12 +72,11 @@ class ResNet(eqx.Module):
         *,
         width: int,
         depth: int,
-        backward: str,
+        backward: "str | AbstractBackwardMode",
         key: PRNGKeyArray,
         depth_refinement: int = 1,
     ):
-        if backward not in BACKWARDS:
-            raise ValueError(f"backward={backward!r} is not allowed; choose one of {BACKWARDS}")
+        self.mode = backward_mode(backward)
         model = config.model
         self.block = block_of(config)
         readin_key, hidden_key, first_key, readout_key, tilde_key, tilde_first_key = (
@@ -90,7 +91,7 @@ class ResNet(eqx.Module):
         self.hidden = hidden_weights(hidden_key)
         self.hidden_first = hidden_weights(first_key) if self.block.has_first else None
         self.readout = jax.random.normal(readout_key, (model.outputs, width), dtype)
-        if backward == "decoupled":
+        if self.mode.has_backward_offsets:
             self.backward_hidden = hidden_weights(tilde_key) - self.hidden
             self.backward_hidden_first = (
                 hidden_weights(tilde_first_key) - self.hidden_first
@@ -117,7 +118,8 @@ class ResNet(eqx.Module):
 
     @property
     def backward(self) -> str:
-        return "standard" if self.backward_hidden is None else "decoupled"
+        """The backward mode's name."""
+        return self.mode.name
 
     def features(self, stream: Float[Array, "*shape width"]) -> Float[Array, "*shape width"]:
         """The features a layer passes on: phi(h) (pre-activation) or h itself (post)."""

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..model import AbstractLoss, Config
+from ..model import AbstractBackwardMode, AbstractLoss, Config
 from ._optim import mup_sgd, mup_sgd_from, trainable_parameters
 from ._resnet import ResNet
 
@@ -48,7 +48,7 @@ def make_network(
     *,
     width: int | None = None,
     depth: int | None = None,
-    backward: str | None = None,
+    backward: "str | AbstractBackwardMode | None" = None,
     key: PRNGKeyArray,
     depth_refinement: int = 1,
 ) -> ResNet:

@@ -13,6 +13,7 @@ from ._plan import (
     RNG_COST as RNG_COST,
     LimitPlan as LimitPlan,
     limit_costs as limit_costs,
+    plan_for as plan_for,
     plan_limit as plan_limit,
 )
 from ._solve import level_steps as level_steps, solve_limit as solve_limit

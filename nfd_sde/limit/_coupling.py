@@ -34,13 +34,11 @@ from solvers import mean_distance
 from ..model import Config, DataStream, block_of
 from ._coupling_record import DIRECTIONS
 from ._groups import build_groups, run_groups
-from ._plan import plan_limit
+from ._plan import plan_for
 
 
 def _solve(config: Config, stream: DataStream, key: PRNGKeyArray, record: bool):
-    plan = plan_limit(
-        config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=len(stream.x_eval)
-    )
+    plan = plan_for(config, stream)
     with jax.enable_x64(config.run.dtype == "float64"):
         solvers, states = build_groups(config, stream, key=key, plan=plan, refinement=1)
         if record:

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ..model import Config, DataStream
+from ..model import Config, DataStream, block_of
 from ._groups import build_groups, run_groups
-from ._plan import plan_limit
+from ._plan import plan_for
 
 
 def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray) -> np.ndarray:
@@ -16,12 +16,10 @@ def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray
     minibatch (whose features are stored), at every depth step m; (groups, M). One depth level:
     the n -> infinity limit of the depth-M network, which finite networks of depth L = M
     approach (`experiments.collapse_diagnostic` measures them the same way)."""
-    if config.model.block != "two_layer":
+    if not block_of(config).has_first:
         raise ValueError("first-layer changes need model.block='two_layer'")
     config = config.replace(solver={"levels": 1})
-    plan = plan_limit(
-        config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=len(stream.x_eval)
-    )
+    plan = plan_for(config, stream)
     with jax.enable_x64(config.run.dtype == "float64"):
         solvers, states = build_groups(config, stream, key=key, plan=plan, refinement=1)
         state = run_groups(solvers, states, stream, dtype=config.run.dtype, progress=False)[

@@ -1,54 +1,61 @@
-"""Before a limit solve: which noise representation is cheaper, and whether the problem fits.
+"""Before a limit solve: which noise representation, where its particles live, whether it fits.
 
-Cost model per training step (multiply-adds, both sweeps, M depth steps, N particles, S stored
-training pairs, n = B + P new pairs per forward sweep, B per backward sweep, w initial weight
-matrices per block: 1 for one-layer blocks, 2 for two-layer blocks):
-  shared (learning drifts):   2 w M N S (n + B)
-  field space (+ conditional noise): 2 shared + w M S^2 (n + B)
-  two-sided field space (standard backprop): TWO_SIDED_COST shared + 2 w M S^2 (n + B): each
-      product also solves against the other side and projects its fresh noise off it, and the
-      step's products are recomputed once to be stored (`solvers.TwoSidedFieldSpace`)
-  weight space (+ Gaussian matrices): shared + w M N^2 (n + B) + 2 w M N^2 * RNG_COST
-The `auto` representation picks the smaller for the requested backward mode; `FIELD_BIAS` scales
-the field cost to match measured ratios (see benchmarks/README.md).
+Every registered representation that serves the solve's backward mode (`solvers.REPRESENTATIONS`,
+`SolverConfig.representations`) states its cost per training step and its memory at the
+problem's sizes (`solvers.ProblemSizes`; the cost model is in `solvers._representation_costs`).
+The plan asks them all, once: `auto` takes the cheapest that fits, a named representation only
+that one, and the plan says which and why.
 
 Where the particles live (memory per device, `solver.memory_limit_gb`, resolved by
 `nfd_sde.model.memory_limit_gb`):
   resident: the particles are split over `solver.devices` devices (their particle axis; the
             pairs x pairs factors replicated) and the whole history is on them;
-  streamed: when that does not fit, the per-particle history (stored features, gradient paths
-            and white noise: groups x steps x particles x pairs) is kept in host memory and each
-            depth step reads it in blocks of particles (`solvers.HostParticles`), on one device;
-            the blocks are as few as fit. Everything else (the new pairs' paths, the factors,
-            the weight-space matrices) stays on the device.
-A problem that does not fit streamed either, or whose history does not fit in host memory, is
-refused with the amount and the knobs that reduce it.
+  streamed: when that does not fit and the representation can stream, the per-particle history
+            (stored features, gradient paths and the representation's own history: groups x
+            steps x particles x pairs) is kept in host memory and each depth step reads it in
+            blocks of particles (`solvers.HostParticles`), on one device; the blocks are as few
+            as fit. Everything else (the new pairs' paths, the factors, the weight-space
+            matrices) stays on the device.
+A problem that fits with none of its representations, or whose history does not fit in host
+memory, is refused with the amount and the knobs that reduce it.
 """
 
 import dataclasses
 
 import jax
 
-from solvers import largest_divisor
+from solvers import (
+    FIELD_BIAS,
+    RNG_COST,
+    AbstractRepresentation,
+    FieldSpace,
+    ProblemSizes,
+    TwoSidedFieldSpace,
+    WeightSpace,
+    largest_divisor,
+)
 
-from ..model import Config, block_of, host_memory_bytes, memory_limit_gb
-
-RNG_COST = 8.0
-FIELD_BIAS = 1.0
-TWO_SIDED_COST = 8.0
+from ..model import (
+    Config,
+    DataStream,
+    block_of,
+    host_memory_bytes,
+    memory_limit_gb,
+    supported_representations,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class LimitPlan:
-    """`bytes_needed`: the estimated peak per device in the chosen `mode`; `history_bytes`: the
-    per-particle history of all groups as one buffer; `host_bytes`: what a streamed solve keeps
-    in host memory; `reason`: why this mode and this many devices."""
+    """`kind`: the chosen representation; `sizes`: the sizes it was costed at; `costs`: every
+    candidate's cost per step by name; `bytes_needed`: the estimated peak per device in the
+    chosen `mode`; `history_bytes`: the per-particle history of all groups as one buffer;
+    `host_bytes`: what a streamed solve keeps in host memory; `reason`: why this
+    representation, this mode and this many devices."""
 
-    representation: str
-    stored_pairs: int
-    new_pairs: int
-    cost_field: float
-    cost_weight: float
+    kind: type[AbstractRepresentation]
+    sizes: ProblemSizes
+    costs: dict[str, float]
     bytes_needed: int
     devices: int = 1
     mode: str = "resident"
@@ -56,6 +63,19 @@ class LimitPlan:
     history_bytes: int = 0
     host_bytes: int = 0
     reason: str = ""
+
+    @property
+    def representation(self) -> str:
+        """The chosen representation's name (`solver.representation`)."""
+        return self.kind.name
+
+    @property
+    def stored_pairs(self) -> int:
+        return self.sizes.stored
+
+    @property
+    def new_pairs(self) -> int:
+        return self.sizes.new
 
     @property
     def gigabytes(self) -> float:
@@ -70,7 +90,7 @@ class LimitPlan:
             f"{self.blocks} particle blocks per depth step"
         )
         return (
-            f"plan: {self.representation} space, {where}, about {self.gigabytes:.3g} GB per "
+            f"plan: {self.kind.label} space, {where}, about {self.gigabytes:.3g} GB per "
             f"device; {self.reason}"
         )
 
@@ -87,18 +107,13 @@ def limit_costs(
     field_bias: float = FIELD_BIAS,
     rng_cost: float = RNG_COST,
 ) -> tuple[float, float]:
-    """The cost model of the module docstring: (field cost, weight cost) per training step, in
-    multiply-adds, for `weights` initial matrices per block; `two_sided`: the field space of
-    standard backprop."""
-    n_part, m, w, new = particles, depth_steps, weights, batch + eval_size
-    shared = 2.0 * w * m * n_part * stored * (new + batch)
-    factors = w * m * stored**2 * (new + batch)
-    if two_sided:
-        field = field_bias * (TWO_SIDED_COST * shared + 2 * factors)
-    else:
-        field = field_bias * (2 * shared + factors)
-    weight = shared + w * (m * n_part**2 * (new + batch) + 2 * m * n_part**2 * rng_cost)
-    return field, weight
+    """(field cost, weight cost) per training step, in multiply-adds, from the representations'
+    own cost models; `two_sided`: the field space of standard backprop."""
+    sizes = ProblemSizes(
+        particles, depth_steps, stored, batch + eval_size, batch, weights, field_bias, rng_cost
+    )
+    field = TwoSidedFieldSpace if two_sided else FieldSpace
+    return field.cost(sizes), WeightSpace.cost(sizes)
 
 
 def plan_limit(
@@ -115,92 +130,111 @@ def plan_limit(
     defaults to `len(jax.devices())`."""
     config = config.replace(solver={"memory_limit_gb": memory_limit_gb(config)})
     solver = config.solver
-    block = block_of(config)
-    w, arrays = len(block.weights), len(block.stored)
-    n_part, m = solver.particles, solver.depth_steps
-    stored, new = (
-        steps * batch + (eval_size if solver.control_variates and steps else 0),
-        batch + eval_size,
-    )
-    cost_field, cost_weight = limit_costs(
-        particles=n_part,
-        depth_steps=m,
-        stored=stored,
-        batch=batch,
-        eval_size=eval_size,
-        weights=w,
-        two_sided=solver.backward == "standard",
-    )
-    if solver.representation != "auto":
-        representation = solver.representation
-    else:
-        representation = "field" if cost_field <= cost_weight else "weight"
-    field_name = "two-sided field" if solver.backward == "standard" else "field"
-    choice = (
-        f"solver.representation='{solver.representation}'"
-        if solver.representation != "auto"
-        else f"auto: {field_name if representation == 'field' else 'weight'} space is cheaper "
-        f"for {solver.backward} backprop (cost ratio field/weight {cost_field / cost_weight:.3g})"
-    )
     _check_levels(config)
+    stored = steps * batch + (eval_size if solver.control_variates and steps else 0)
+    sizes = ProblemSizes(
+        solver.particles,
+        solver.depth_steps,
+        stored,
+        batch + eval_size,
+        batch,
+        weights=len(block_of(config).weights),
+    )
+    candidates = sorted(solver.representations, key=lambda r: r.cost(sizes))
+    costs = {r.name: r.cost(sizes) for r in candidates}
+    devices, where = _devices(solver.devices, solver.particles, available_devices)
+    refusals = []
+    for kind in candidates:
+        try:
+            plan = _place(config, kind, sizes, dim, devices)
+        except ValueError as error:
+            refusals.append((kind, str(error)))
+            continue
+        return dataclasses.replace(
+            plan,
+            costs=costs,
+            reason=f"{_choice(solver, kind, candidates, sizes, refusals)}; {where}"
+            + (f"; {plan.reason}" if plan.reason else ""),
+        )
+    if len(refusals) == 1:
+        raise ValueError(_with_alternatives(refusals[0][1], refusals[0][0], solver))
+    raise ValueError(
+        "no representation fits: " + "; ".join(f"{k.label} space: {e}" for k, e in refusals)
+    )
+
+
+def plan_for(config: Config, stream: DataStream, **kwargs) -> LimitPlan:
+    """`plan_limit` at `stream`'s sizes."""
+    return plan_limit(
+        config,
+        dim=stream.dim,
+        steps=stream.steps,
+        batch=stream.batch,
+        eval_size=stream.x_eval.shape[0],
+        **kwargs,
+    )
+
+
+def _choice(solver, kind, candidates, sizes, refusals) -> str:
+    """Why `kind`: it was asked for, or it is the cheapest that fits."""
+    if solver.representation != "auto":
+        return f"solver.representation='{solver.representation}'"
+    ratios = ", ".join(
+        f"{r.label} {r.cost(sizes) / kind.cost(sizes):.3g}" for r in candidates if r is not kind
+    )
+    why = f"auto: {kind.label} space is the cheapest for {solver.mode.description}"
+    if refusals:
+        why = (
+            f"auto: {kind.label} space, the cheapest that fits for {solver.mode.description} "
+            f"({refusals[0][0].label} space does not fit: {refusals[0][1]})"
+        )
+    return f"{why} (cost relative to it: {ratios})" if ratios else why
+
+
+def _with_alternatives(message: str, kind, solver) -> str:
+    """A refusal, naming the representations the mode also allows when one was asked for."""
+    others = [r.name for r in supported_representations(solver.mode) if r.name != kind.name]
+    if solver.representation == "auto" or not others:
+        return message
+    return f"{message}; or try solver.representation='{others[0]}'"
+
+
+def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) -> LimitPlan:
+    """`kind`'s plan resident on `devices`, or streamed from host memory, or a ValueError that
+    says what it needs."""
+    solver = config.solver
+    block = block_of(config)
+    n_part, m, stored, new = sizes.particles, sizes.depth_steps, sizes.stored, sizes.new
     itemsize = 8 if config.run.dtype == "float64" else 4
-    history = arrays * m * n_part * stored
+    history = len(block.stored) * m * n_part * stored
     paths = 3 * (m + 1) * n_part * new * (2 if block.has_first else 1)
     params = n_part * (dim + config.model.outputs)
-    if representation == "field":
-        stored_white, factors = 2 * w * m * n_part * stored, 2 * w * m * stored**2
-        extra = stored_white + 2 * w * m * n_part * new + factors
-    else:
-        stored_white, factors, extra = 0, 0, 2 * w * n_part**2
+    memory = kind.memory(sizes)
     groups = solver.groups
     # the jitted step keeps an input and an output copy of every group's state
-    resident = groups * itemsize * (2 * (history + params) + paths + 2 * extra)
-    devices, why = _devices(solver.devices, n_part, available_devices)
-    why = f"{choice}; {why}"
-    shared = groups * itemsize * 2 * factors  # replicated on every device
+    resident = groups * itemsize * (2 * (history + params) + paths + 2 * memory.working)
+    shared = groups * itemsize * 2 * memory.replicated  # replicated on every device
     per_device = (resident - shared) // devices + shared
-    sizes = (representation, stored, new, cost_field, cost_weight)
     limit = solver.memory_limit_gb * 1e9
-    history_bytes = groups * itemsize * (history + stored_white)
+    history_bytes = groups * itemsize * (history + memory.history)
     if per_device <= limit:
-        return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
-    if representation == "field" and solver.backward == "standard":
-        if solver.representation == "auto":  # weight space streams; two-sided field does not
-            weight = plan_limit(
-                config.replace(solver={"representation": "weight"}),
-                dim=dim,
-                steps=steps,
-                batch=batch,
-                eval_size=eval_size,
-                available_devices=available_devices,
-            )
-            return dataclasses.replace(
-                weight,
-                reason=f"auto: two-sided field space is cheaper but needs {per_device / 1e9:.3g} "
-                f"GB per device, over solver.memory_limit_gb={solver.memory_limit_gb}, and "
-                f"cannot be streamed, so weight space; {weight.reason}",
-            )
+        return LimitPlan(kind, sizes, {}, per_device, devices, "resident", 1, history_bytes)
+    if not kind.streamable:
         raise ValueError(
-            f"the two-sided field-space solve (standard backprop) needs about "
+            f"the {kind.label}-space solve ({solver.mode.description}) needs about "
             f"{per_device / 1e9:.3g} GB per device, more than solver.memory_limit_gb="
             f"{solver.memory_limit_gb}, and its history cannot be streamed from host memory: "
             "reduce solver.groups, solver.particles, solver.depth_steps, training.steps or "
-            "training.batch, use solver.representation='weight', or raise "
-            "solver.memory_limit_gb"
+            "training.batch, or raise solver.memory_limit_gb"
         )
     # streamed: the per-particle history in host memory, blocks of it on one device
     # the new pairs' paths and what is computed from them (activations, entries, controls):
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
-    fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (extra - stored_white))
+    fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
-        switch = (
-            "use solver.representation='weight' for long runs, "
-            if representation == "field" and solver.backward == "decoupled"
-            else ""
-        )
         raise ValueError(
             f"the limit solve needs about {per_device / 1e9:.3g} GB per device "
             f"(solver.memory_limit_gb={solver.memory_limit_gb}), and about "
@@ -208,7 +242,7 @@ def plan_limit(
             f"paths and, in weight space, the N x N matrices stay on the device): the stored "
             f"history grows like groups x particles x depth_steps x steps*batch = {groups} x "
             f"{n_part} x {m} x {stored}. Reduce solver.groups, solver.particles, "
-            f"solver.depth_steps, training.steps or training.batch, {switch}or raise "
+            "solver.depth_steps, training.steps or training.batch, or raise "
             "solver.memory_limit_gb"
         )
     host = host_memory_bytes()
@@ -226,7 +260,9 @@ def plan_limit(
         f"is kept in host memory and streamed to one device, {n_part // blocks} particles at a "
         "time"
     )
-    return LimitPlan(*sizes, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason)
+    return LimitPlan(
+        kind, sizes, {}, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason
+    )
 
 
 def _devices(requested: int | str, particles: int, available: int | None) -> tuple[int, str]:
@@ -273,7 +309,7 @@ def _check_levels(config: Config) -> None:
     if solver.levels == 1:
         return
     exponent = config.training.first_layer_exponent
-    if config.model.block == "two_layer" and exponent > 0:
+    if block_of(config).has_first and exponent > 0:
         raise ValueError(
             f"two-layer blocks with training.first_layer_exponent={exponent} > 0 have no "
             "infinite-depth limit: the first layer's update enters the backward pass (and, with "

@@ -17,7 +17,7 @@ from solvers import t95
 from ..model import Config, DataStream, Result, loss_of, run_meta, to_dict
 from ._estimates import KERNELS, estimate, loss_estimate, variance_ratios
 from ._groups import build_groups, run_groups, stack
-from ._plan import plan_limit
+from ._plan import plan_for
 from ._solver import LimitSolver, LimitState, build_solver
 
 FIELDS = ("f_train", "f_eval")
@@ -44,13 +44,7 @@ def solve_limit(
     particle system on one level (`solver.groups = solver.levels = 1`); a given `state` is
     consumed (its buffers are donated to the solve).
     """
-    plan = plan_limit(
-        config,
-        dim=stream.dim,
-        steps=stream.steps,
-        batch=stream.batch,
-        eval_size=stream.x_eval.shape[0],
-    )
+    plan = plan_for(config, stream)
     given = solver is not None or state is not None
     if given and (config.solver.groups, config.solver.levels) != (1, 1):
         raise ValueError(

@@ -24,12 +24,9 @@ from solvers import (
     AxisMesh,
     DepthGrid,
     FieldNoise,
-    FieldSpace,
     HostHistories,
     HostParticles,
     TwoSidedFieldSpace,
-    WeightSpace,
-    weight_keys,
 )
 
 from ..model import (
@@ -47,7 +44,7 @@ from ..model import (
     loss_of,
     readout_of,
 )
-from ._plan import LimitPlan, plan_limit
+from ._plan import LimitPlan
 
 
 class LimitState(eqx.Module):
@@ -155,7 +152,7 @@ def build_solver(
     stream: DataStream,
     *,
     key: PRNGKeyArray,
-    plan: LimitPlan | None = None,
+    plan: LimitPlan,
     refinement: int = 1,
     mesh: AxisMesh | None = None,
     host: HostHistories | None = None,
@@ -170,40 +167,20 @@ def build_solver(
             "the NFD limit solver covers pre-activation blocks (model.block_order='pre'); "
             "post-activation blocks are studied with the finite network"
         )
-    if plan is None:
-        plan = plan_limit(
-            config,
-            dim=stream.dim,
-            steps=stream.steps,
-            batch=stream.batch,
-            eval_size=stream.x_eval.shape[0],
-        )
     solver_cfg = config.solver
     grid = DepthGrid(solver_cfg.depth_steps)
     dtype = config.run.dtype
     block = block_of(config)
-    key_fwd, key_bwd, key_fmat, key_bmat = jax.random.split(key, 4)
-    if plan.representation == "weight":
-        representation = WeightSpace.keyed(
-            block.weights,
-            forward_key=key_fmat,
-            backward_key=key_bmat,
-            particles=solver_cfg.particles,
-            dtype=dtype,
-            reuse=solver_cfg.backward == "standard",
-            refinement=refinement,
-            mesh=mesh,
-        )
-    else:  # field space: one-sided for decoupled backward weights, two-sided for standard
-        field = TwoSidedFieldSpace if solver_cfg.backward == "standard" else FieldSpace
-        representation = field(
-            forward_keys=weight_keys(key_fwd, block.weights),
-            backward_keys=weight_keys(key_bwd, block.weights),
-            grid=grid,
-            particles=solver_cfg.particles,
-            refinement=refinement,
-            mesh=mesh,
-        )
+    representation = plan.kind.build(
+        block.weights,
+        key=key,
+        grid=grid,
+        particles=solver_cfg.particles,
+        reuse=solver_cfg.mode.reuses_forward_weights,
+        dtype=dtype,
+        refinement=refinement,
+        mesh=mesh,
+    )
     rates = limit_rates(config, dtype)
     # with control variates, step 0's eval pairs are stored too (`_step._store_eval`)
     anchors = stream.x_eval.shape[0] if config.solver.control_variates and stream.steps else 0

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ..model import Config, DataStream
-from ._plan import plan_limit
+from ._plan import plan_for
 from ._solve import solve_limit
 
 PILOT_PARTICLES = 512
@@ -83,14 +83,11 @@ def plan_target_error(
             break
         m *= 2
     planned = config.replace(solver={"particles": n, "depth_steps": m})
-    plan = plan_limit(
-        planned,
-        dim=stream.dim,
-        steps=stream.steps,
-        batch=stream.batch,
-        eval_size=len(stream.x_eval),
+    plan = plan_for(planned, stream)
+    # the chosen representation's own cost model, from the pilot's particles to n
+    growth_n = plan.kind.cost(plan.sizes) / plan.kind.cost(
+        dataclasses.replace(plan.sizes, particles=pilot_n)
     )
-    growth_n = (n / pilot_n) ** (2 if plan.representation == "weight" else 1)
     predicted = mc * math.sqrt(pilot_n / n) + sys * (config.solver.depth_steps / m) ** order
     return TargetPlan(
         config=planned,

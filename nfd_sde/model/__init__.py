@@ -10,6 +10,13 @@ from ._activations import (
     Tanh as Tanh,
     activation as activation,
 )
+from ._backward_modes import (
+    BACKWARD_MODES as BACKWARD_MODES,
+    AbstractBackwardMode as AbstractBackwardMode,
+    Decoupled as Decoupled,
+    Standard as Standard,
+    backward_mode as backward_mode,
+)
 from ._block_types import BLOCKS as BLOCKS
 from ._blocks import (
     BLOCK_ORDERS as BLOCK_ORDERS,
@@ -32,6 +39,7 @@ from ._config import (
     config_from_dict as config_from_dict,
     load_config as load_config,
     parse_override as parse_override,
+    supported_representations as supported_representations,
     to_dict as to_dict,
     with_profiles as with_profiles,
 )

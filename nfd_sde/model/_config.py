@@ -11,10 +11,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from solvers import REPRESENTATIONS as _REPRESENTATIONS, SCHEMES
+from solvers import (
+    REPRESENTATION_NAMES,
+    REPRESENTATIONS as _REGISTERED,
+    SCHEMES,
+    AbstractRepresentation,
+)
 
 from . import _validators as check
 from ._activations import ACTIVATIONS as _ACTIVATIONS
+from ._backward_modes import BACKWARD_MODES, AbstractBackwardMode, backward_mode
 from ._block_types import BLOCKS as _BLOCKS
 from ._blocks import BLOCK_ORDERS
 from ._losses import LOSSES as _LOSSES
@@ -26,8 +32,8 @@ BLOCKS = tuple(_BLOCKS)
 LOSSES = tuple(_LOSSES)
 DATA_SOURCES = ("teacher", "npz", "cifar10", "digits")
 TEACHERS = ("linear", "tanh")
-BACKWARDS = ("standard", "decoupled")
-REPRESENTATIONS = ("auto", *_REPRESENTATIONS)
+BACKWARDS = tuple(BACKWARD_MODES)
+REPRESENTATIONS = ("auto", *REPRESENTATION_NAMES)
 DRIVERS = tuple(SCHEMES)
 DTYPES = ("float32", "float64")
 
@@ -135,6 +141,11 @@ class NetworkConfig:
         check.positive_int("network", "depth", self.depth)
         check.choice("network", "backward", self.backward, BACKWARDS)
 
+    @property
+    def mode(self) -> AbstractBackwardMode:
+        """The backward mode `backward` names."""
+        return backward_mode(self.backward)
+
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
@@ -182,6 +193,25 @@ class SolverConfig:
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)
         check.memory_limit("solver", "memory_limit_gb", self.memory_limit_gb)
+
+    @property
+    def mode(self) -> AbstractBackwardMode:
+        """The backward mode `backward` names."""
+        return backward_mode(self.backward)
+
+    @property
+    def representations(self) -> tuple[type[AbstractRepresentation], ...]:
+        """The registered representations (`solvers.REPRESENTATIONS`) serving this backward
+        mode; of them, those `representation` names (every one for "auto")."""
+        serving = supported_representations(self.mode)
+        return tuple(r for r in serving if self.representation in ("auto", r.name))
+
+
+def supported_representations(
+    mode: AbstractBackwardMode,
+) -> tuple[type[AbstractRepresentation], ...]:
+    """The registered representations that serve `mode`, in the registry's order."""
+    return tuple(r for r in _REGISTERED if r.supports(mode.reuses_forward_weights))
 
 
 @dataclasses.dataclass(frozen=True)

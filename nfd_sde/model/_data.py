@@ -14,6 +14,7 @@ from ._cifar import CIFAR_CLASSES, CIFAR_TEST_FILE, read_cifar10
 from ._config import Config
 from ._digits import digits_stream_arrays
 from ._files import write_atomic
+from ._variants import loss_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +113,7 @@ def teacher_stream(config: Config) -> DataStream:
                 @ teacher_out.T
                 / np.sqrt(teacher_in.shape[0])
             )
-        if config.training.loss == "cross_entropy":
-            if c < 2:
-                raise ValueError("cross-entropy needs model.outputs >= 2 classes")
-            return np.eye(c)[np.argmax(y, axis=-1)]
-        return y + config.data.label_noise * rng.standard_normal(y.shape)
+        return loss_of(config).teacher_targets(y, rng, config.data.label_noise)
 
     x_train = sphere(k * b)
     x_eval = sphere(p)
@@ -210,15 +207,7 @@ def _as_targets(y: np.ndarray, config: Config, *, per_example: bool) -> np.ndarr
     (made one-hot over model.outputs classes) and scalar regression targets (C = 1) under MSE."""
     if not per_example:
         return np.asarray(y, float)
-    if config.training.loss == "cross_entropy":
-        c = config.model.outputs
-        if y.dtype.kind not in "iu" and not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError("cross-entropy targets without an output axis must be class indices")
-        labels = y.astype(int)
-        if labels.min() < 0 or labels.max() >= c:
-            raise ValueError(f"class labels must lie in [0, {c}) for model.outputs={c}")
-        return np.eye(c)[labels]
-    return np.asarray(y, float)[..., None]
+    return loss_of(config).targets_without_output_axis(y, config.model.outputs)
 
 
 def cifar10_stream(path: str | Path, config: Config) -> DataStream:

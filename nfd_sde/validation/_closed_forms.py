@@ -62,6 +62,8 @@ import math
 
 import numpy as np
 
+from ..model import AbstractBackwardMode, backward_mode
+
 
 def _moment_rate(activation: str) -> float:
     rates = {"linear": 1.0, "relu": 0.5}
@@ -106,21 +108,16 @@ def backward_second_moment(
 
 
 def first_step_change(
-    backward: str, *, eta: float, y: float = 1.0, depth: int | None = None, beta: float = 1.0
+    backward: "str | AbstractBackwardMode",
+    *,
+    eta: float,
+    y: float = 1.0,
+    depth: int | None = None,
+    beta: float = 1.0,
 ) -> float:
-    """f^1 - f^0 after one SGD step in the linear first-step problem (see module docstring)."""
-    b2 = beta**2
-    if depth is None:
-        growth = math.exp(b2)
-        standard, decoupled = b2 * growth, growth - 1.0
-    else:
-        ratio = 1.0 + b2 / depth
-        standard, decoupled = b2 * ratio ** (depth - 1), ratio**depth - 1.0
-    if backward == "standard":
-        return eta * y * standard
-    if backward == "decoupled":
-        return eta * y * decoupled
-    raise ValueError(f"backward={backward!r}; choose 'standard' or 'decoupled'")
+    """f^1 - f^0 after one SGD step in the linear first-step problem (see module docstring); the
+    mode's own closed form (`AbstractBackwardMode.linear_first_step`)."""
+    return eta * y * backward_mode(backward).linear_first_step(beta**2, depth)
 
 
 def second_step_gradient_moment(
@@ -162,18 +159,18 @@ def first_layer_change_exponent(first_layer_exponent: float) -> float:
 
 
 def two_layer_first_step_change(
-    backward: str, *, eta: float, y: float = 1.0, depth: int, exponent: float
+    backward: "str | AbstractBackwardMode",
+    *,
+    eta: float,
+    y: float = 1.0,
+    depth: int,
+    exponent: float,
 ) -> float:
     """f^1 - f^0 for two-layer blocks in the first-step problem (spec section 5), as n -> infinity
-    at depth L with the first layer learning at eta L^c:
+    at depth L with the first layer learning at eta L^c (`AbstractBackwardMode.two_layer_first_step`):
 
         decoupled: eta y ((1 + 1/L)^L - 1)          (every c: W~_{l,2} is independent of W_{l,2})
         standard:  eta y (1 + 1/L)^(L-1) (1 + L^c)  (W_{l,2} W_{l,2}^T / n -> I makes the first
                                                      layer's update coherent: L^c per unit depth)
     """
-    ratio = 1.0 + 1.0 / depth
-    if backward == "decoupled":
-        return eta * y * (ratio**depth - 1.0)
-    if backward == "standard":
-        return eta * y * ratio ** (depth - 1) * (1.0 + depth**exponent)
-    raise ValueError(f"backward={backward!r}; choose 'standard' or 'decoupled'")
+    return eta * y * backward_mode(backward).two_layer_first_step(depth, exponent)

@@ -13,10 +13,10 @@ import dataclasses
 import equinox as eqx
 import jax
 
-from solvers import StoredMatrices, WeightSpace
+from solvers import StoredMatrices, TwoSidedFieldSpace, WeightSpace
 
 from ..finite import ResNet
-from ..limit import LimitSolver, LimitState, build_solver
+from ..limit import LimitSolver, LimitState, build_solver, plan_for
 from ..model import Config, DataStream
 
 
@@ -27,14 +27,15 @@ def limit_from_network(
 
     `config.solver` must ask for the weight representation with `depth_steps` = the network's
     depth and `particles` = its width."""
-    if config.solver.representation != "weight":
+    plan = plan_for(config, stream)
+    if plan.kind is not WeightSpace:
         raise ValueError("the network identity needs solver.representation='weight'")
     if (config.solver.depth_steps, config.solver.particles) != (network.depth, network.width):
         raise ValueError(
             "the network identity needs solver.depth_steps = network depth and "
             "solver.particles = network width"
         )
-    solver = build_solver(config, stream, key=jax.random.key(0))
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan)
     forward, backward = {}, {}
     for name, (weight, offset) in solver.block.network_weights.items():
         matrices = getattr(network, weight)
@@ -56,7 +57,8 @@ def field_limit_from_network(
 
     `config.solver` must ask for field space and standard backprop with `depth_steps` = the
     network's depth and `particles` = its width; the network must use standard backprop."""
-    if (config.solver.representation, config.solver.backward) != ("field", "standard"):
+    plan = plan_for(config, stream)
+    if plan.kind is not TwoSidedFieldSpace:
         raise ValueError(
             "the field-space network identity needs solver.representation='field' and "
             "solver.backward='standard'"
@@ -66,7 +68,7 @@ def field_limit_from_network(
             "the network identity needs solver.depth_steps = network depth and "
             "solver.particles = network width"
         )
-    solver = build_solver(config, stream, key=jax.random.key(0))
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan)
     fresh = {}
     for name, (weight, offset) in solver.block.network_weights.items():
         if getattr(network, offset) is not None:
