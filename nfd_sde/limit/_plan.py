@@ -177,7 +177,7 @@ def plan_for(config: Config, stream: DataStream, **kwargs) -> LimitPlan:
 
 def _choice(solver, kind, candidates, sizes, refusals) -> str:
     """Why `kind`: it was asked for, or it is the cheapest that fits."""
-    if solver.representation != "auto":
+    if solver.representation_named:
         return f"solver.representation='{solver.representation}'"
     ratios = ", ".join(
         f"{r.label} {r.cost(sizes) / kind.cost(sizes):.3g}" for r in candidates if r is not kind
@@ -194,7 +194,7 @@ def _choice(solver, kind, candidates, sizes, refusals) -> str:
 def _with_alternatives(message: str, kind, solver) -> str:
     """A refusal, naming the representations the mode also allows when one was asked for."""
     others = [r.name for r in supported_representations(solver.mode) if r.name != kind.name]
-    if solver.representation == "auto" or not others:
+    if not solver.representation_named or not others:
         return message
     return f"{message}; or try solver.representation='{others[0]}'"
 

@@ -206,6 +206,11 @@ class SolverConfig:
         serving = supported_representations(self.mode)
         return tuple(r for r in serving if self.representation in ("auto", r.name))
 
+    @property
+    def representation_named(self) -> bool:
+        """Whether `representation` names one (else "auto": the plan picks the cheapest)."""
+        return self.representation != "auto"
+
 
 def supported_representations(
     mode: AbstractBackwardMode,
