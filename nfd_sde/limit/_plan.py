@@ -17,10 +17,11 @@ Where the particles live (memory per device, `solver.memory_limit_gb`, resolved 
   resident: the particles are split over `solver.devices` devices (their particle axis; the
             pairs x pairs factors replicated) and the whole history is on them;
   streamed: when that does not fit, the per-particle history (stored features, gradient paths
-            and white noise: groups x steps x particles x pairs) is kept in host memory and each
-            depth step reads it in blocks of particles (`solvers.HostParticles`), on one device;
-            the blocks are as few as fit. Everything else (the new pairs' paths, the factors,
-            the weight-space matrices) stays on the device.
+            and white noise, or the two-sided field space's revealed products: groups x steps x
+            particles x pairs) is kept in host memory and each depth step reads it in blocks
+            of particles (`solvers.HostParticles`), on one device; the blocks are as few as
+            fit. Everything else (the new pairs' paths, the factors, the weight-space
+            matrices) stays on the device.
 A problem that does not fit streamed either, or whose history does not fit in host memory, is
 refused with the amount and the knobs that reduce it.
 """
@@ -164,41 +165,23 @@ def plan_limit(
     history_bytes = groups * itemsize * (history + stored_white)
     if per_device <= limit:
         return LimitPlan(*sizes, per_device, devices, "resident", 1, history_bytes, 0, why)
-    if representation == "field" and solver.backward == "standard":
-        if solver.representation == "auto":  # weight space streams; two-sided field does not
-            weight = plan_limit(
-                config.replace(solver={"representation": "weight"}),
-                dim=dim,
-                steps=steps,
-                batch=batch,
-                eval_size=eval_size,
-                available_devices=available_devices,
-            )
-            return dataclasses.replace(
-                weight,
-                reason=f"auto: two-sided field space is cheaper but needs {per_device / 1e9:.3g} "
-                f"GB per device, over solver.memory_limit_gb={solver.memory_limit_gb}, and "
-                f"cannot be streamed, so weight space; {weight.reason}",
-            )
-        raise ValueError(
-            f"the two-sided field-space solve (standard backprop) needs about "
-            f"{per_device / 1e9:.3g} GB per device, more than solver.memory_limit_gb="
-            f"{solver.memory_limit_gb}, and its history cannot be streamed from host memory: "
-            "reduce solver.groups, solver.particles, solver.depth_steps, training.steps or "
-            "training.batch, use solver.representation='weight', or raise "
-            "solver.memory_limit_gb"
-        )
     # streamed: the per-particle history in host memory, blocks of it on one device
     # the new pairs' paths and what is computed from them (activations, entries, controls):
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (extra - stored_white))
+    if representation == "field" and solver.backward == "standard":
+        # two-sided: the history per particle is the one-sided one's size (the revealed
+        # products C, D where that keeps white noise), but the step also holds its own pairs'
+        # inputs and revealed products on the whole grid (`TwoSidedFieldSpace.reveal`): XLA
+        # measured 3.5-7 (w = 1) and 5-11 (w = 2) M N (B + P) entries more than one-sided
+        fixed += groups * itemsize * 2 * (w + arrays) * m * n_part * new
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
         switch = (
             "use solver.representation='weight' for long runs, "
-            if representation == "field" and solver.backward == "decoupled"
+            if representation == "field"
             else ""
         )
         raise ValueError(
