@@ -43,7 +43,7 @@ from ._matrices import (
     KeyedGaussianMatrices as KeyedGaussianMatrices,
     StoredMatrices as StoredMatrices,
 )
-from ._particles import particle_gram as particle_gram
+from ._particles import PairColumns as PairColumns, particle_gram as particle_gram
 from ._registry import (
     REPRESENTATION_NAMES as REPRESENTATION_NAMES,
     REPRESENTATIONS as REPRESENTATIONS,

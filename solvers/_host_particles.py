@@ -13,8 +13,12 @@ history, each computed block by block of particles:
 Only one block of one depth step is on the device at a time; everything else a step holds (the
 new pairs' paths, the pairs x pairs factors) stays as it is. Reads go through `pure_callback`,
 writes of new pairs through `io_callback`. A write returns a new version number that later reads
-take as an operand, so a read placed after a write in the program sees it. The kernels are the
-same sums in another order, so a streamed solve equals a resident one up to float round-off.
+take as an operand, so a read placed after a write in the program sees it. A read placed before
+a write may still run after it: nothing orders a callback before a write that does not use its
+result (on a CPU not even `lax.optimization_barrier`, measured). So each version also carries
+how many slots it has filled, and a read sees the slots from there on as zero, as in a resident
+history not yet written. The kernels are the same sums in another order, so a streamed solve
+equals a resident one up to float round-off.
 
 Values cross the callbacks as raw 32-bit words (`_to_words`): JAX converts a callback's float64
 arrays to float32 on threads where `jax.enable_x64` is off, which XLA's callback threads are.
@@ -63,6 +67,10 @@ class HostSlice(eqx.Module):
     source: "HostParticles"
     m: Int[Array, ""]
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.source.shape[1:]
+
     def block(self, index) -> Float[Array, "block stored"]:
         buffer = self.source.buffer
         dtype = buffer.array.dtype
@@ -70,7 +78,9 @@ class HostSlice(eqx.Module):
         shape = jax.ShapeDtypeStruct((buffer.block_size, words), jnp.uint32)
         args = (self.source.group, self.m, index, self.source.version)
         raw = jax.pure_callback(buffer.read, shape, *args, vmap_method="sequential")
-        return _from_words(raw, dtype)
+        block = _from_words(raw, dtype)
+        # slots filled after this version was taken (a write run before this read) read as zero
+        return jnp.where(jnp.arange(block.shape[-1]) < self.source.filled, block, 0)
 
     def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
         blocks = lax.map(lambda c: self.block(c) @ matrix, jnp.arange(self.source.buffer.blocks))
@@ -92,10 +102,12 @@ class HostSlice(eqx.Module):
 
 class HostParticles(eqx.Module):
     """One particle system's (steps, particles, stored) history in a `HostBuffer`: `group`
-    is its index there, `version` counts the writes (an operand of every read)."""
+    is its index there, `version` counts the writes (an operand of every read), and the slots
+    before `filled` are those this version has written (a read sees the rest as zero)."""
 
     group: Int[Array, ""]
     version: Int[Array, ""]
+    filled: Int[Array, ""]
     buffer: HostBuffer = eqx.field(static=True)
 
     @property
@@ -116,7 +128,9 @@ class HostParticles(eqx.Module):
             jnp.asarray(start, jnp.int32),
             self.version,
         )
-        return HostParticles(self.group, version, self.buffer)
+        start = jnp.asarray(start, jnp.int32)
+        end = jnp.where(start < self.shape[-1], start + entries.shape[-1], 0)
+        return HostParticles(self.group, version, jnp.maximum(self.filled, end), self.buffer)
 
 
 def _to_words(x: Array) -> Array:
@@ -141,7 +155,7 @@ def write_pairs(history, entries: Float[Array, "steps particles new"], start: In
 
 
 def host_particles(buffer: HostBuffer, group: int) -> HostParticles:
-    return HostParticles(jnp.int32(group), jnp.int32(0), buffer)
+    return HostParticles(jnp.int32(group), jnp.int32(0), jnp.int32(0), buffer)
 
 
 class HostHistories:

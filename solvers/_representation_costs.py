@@ -23,8 +23,9 @@ TWO_SIDED_COST = 8.0
 
 @dataclasses.dataclass(frozen=True)
 class ProblemSizes:
-    """The sizes a plan compares representations at; `field_bias`, `rng_cost`: the cost
-    model's fitted constants (module docstring)."""
+    """The sizes a plan compares representations at (`stored_arrays`: the per-particle arrays
+    each stored pair keeps, features and gradients); `field_bias`, `rng_cost`: the cost model's
+    fitted constants (module docstring)."""
 
     particles: int
     depth_steps: int
@@ -32,6 +33,7 @@ class ProblemSizes:
     new: int
     batch: int
     weights: int = 1
+    stored_arrays: int = 1
     field_bias: float = FIELD_BIAS
     rng_cost: float = RNG_COST
 
@@ -51,8 +53,10 @@ class ProblemSizes:
 class RepresentationMemory:
     """Elements per particle group: `history`, what the representation adds to the
     per-particle history (streamed with it); `replicated`, the pairs x pairs factors every
-    device holds; `working`, everything else it keeps on the device during a step."""
+    device holds; `working`, everything else it keeps on the device during a step;
+    `streamed_working`, what a step streamed from host memory holds on the device besides."""
 
     history: int = 0
     replicated: int = 0
     working: int = 0
+    streamed_working: int = 0

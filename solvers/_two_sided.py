@@ -33,8 +33,15 @@ Cholesky factors of K_A and K_B, extended pair by pair as in the one-sided field
 Within an SGD step the forward sweep reveals the new pairs' forward products before the backward
 sweep multiplies by W^T; the backward products are conditioned on them too (`revealed`: their
 inputs and values on the whole grid, `reveal` computes the values again from the same noise).
+
+Streamed, exactly as the one-sided field space: the stored inputs A, B and products C, D may be
+histories in host memory (`HostParticles`); a product reads depth step m of each block by block
+of particles (`X @ matrix` per block, `<X, v>` summed over blocks, `solvers._host_particles`),
+and the step's revealed pairs are appended to them as separate columns (`PairColumns`), never
+concatenated. The factors, the new pairs and the revealed ones stay on the device.
 """
 
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -46,8 +53,9 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._conditional_gaussian import conditional_factor
 from ._depth_grid import DepthGrid
 from ._gaussian_products import AbstractGaussianProduct
+from ._host_particles import HostParticles, HostSlice
 from ._matrices import AbstractMatrixSource
-from ._particles import particle_gram
+from ._particles import PairColumns, particle_gram, side_by_side
 from ._representation_costs import TWO_SIDED_COST
 from ._representations import (
     DIRECTIONS,
@@ -80,10 +88,12 @@ def _upper(factor, v):
 
 class RevealedSide(eqx.Module):
     """One side of a matrix's constraints at one depth step: inputs X, the matrix's products Y on
-    them (W X / sqrt(N), or W^T X / sqrt(N)), the lower-triangular factor of <X, X>."""
+    them (W X / sqrt(N), or W^T X / sqrt(N)), the lower-triangular factor of <X, X>. X and Y
+    may be depth steps of histories in host memory (`HostSlice`, or `PairColumns` once the
+    step's pairs are appended): every use is a product `X @ matrix` or a particle average."""
 
-    inputs: Float[Array, "particles pairs"]
-    values: Float[Array, "particles pairs"]
+    inputs: Float[Array, "particles pairs"] | HostSlice | PairColumns
+    values: Float[Array, "particles pairs"] | HostSlice | PairColumns
     factor: Float[Array, "pairs pairs"]
 
     def solve(self, v: Float[Array, "pairs new"]) -> Float[Array, "pairs new"]:
@@ -110,9 +120,7 @@ class RevealedSide(eqx.Module):
         old, new = self.factor.shape[0], inputs.shape[1]
         factor = jnp.block([[self.factor, jnp.zeros((old, new), self.factor.dtype)], [rows, block]])
         return RevealedSide(
-            jnp.concatenate([self.inputs, inputs], axis=1),
-            jnp.concatenate([self.values, values], axis=1),
-            factor,
+            side_by_side(self.inputs, inputs), side_by_side(self.values, values), factor
         )
 
 
@@ -150,9 +158,9 @@ class TwoSidedProduct(AbstractGaussianProduct):
     other side."""
 
     same: FieldNoise
-    same_inputs: Float[Array, "steps particles stored"]
+    same_inputs: Float[Array, "steps particles stored"] | HostParticles
     other: FieldNoise
-    other_inputs: Float[Array, "steps particles stored"]
+    other_inputs: Float[Array, "steps particles stored"] | HostParticles
     new_white: Float[Array, "steps particles new"]
     jitter: Float[Array, ""]
     current: tuple[Array, Array] | None = None
@@ -189,7 +197,7 @@ class TwoSidedFieldSpace(AbstractRepresentation):
 
     name: ClassVar[str] = "field"
     label: ClassVar[str] = "two-sided field"
-    streamable: ClassVar[bool] = False
+    streamable: ClassVar[bool] = True
     forward_keys: dict[str, PRNGKeyArray]
     backward_keys: dict[str, PRNGKeyArray]
     grid: DepthGrid
@@ -268,7 +276,13 @@ class TwoSidedFieldSpace(AbstractRepresentation):
 
     @classmethod
     def memory(cls, sizes):
-        return field_memory(sizes)  # the products C, D are stored where field space keeps white
+        # the history per particle is the one-sided one's size (the revealed products C, D where
+        # that keeps white noise), but a streamed step also holds its own pairs' inputs and
+        # revealed products on the whole grid (`reveal`): XLA measured 3.5-7 (w = 1) and 5-11
+        # (w = 2) M N (B + P) entries more than one-sided
+        w, m, n = sizes.weights, sizes.depth_steps, sizes.particles
+        extra = 2 * (w + sizes.stored_arrays) * m * n * sizes.new
+        return dataclasses.replace(field_memory(sizes), streamed_working=extra)
 
     @classmethod
     def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):

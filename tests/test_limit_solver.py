@@ -159,18 +159,19 @@ def test_representation_choice_and_memory_refusal():
     plan = plan_limit(standard_long, dim=8, steps=400, batch=16, eval_size=8)
     assert plan.representation == "weight" and "weight space is the cheapest" in plan.describe()
     assert "two-sided field" in plan.describe()  # the candidate it was compared with
-    # a two-sided solve is not streamed: too large for the memory limit it is refused, and
-    # `auto` takes weight space instead
-    too_big = standard.replace(solver={"representation": "field", "memory_limit_gb": 0.001})
-    with pytest.raises(ValueError, match="cannot be streamed"):
-        plan_limit(too_big, dim=8, steps=4, batch=4, eval_size=8)
-    # (N = 4096, M = 512: field space is 20x cheaper but needs 2.3 GB, weight space 1.4 GB)
-    fallback = standard.replace(
-        solver={"particles": 4096, "depth_steps": 512, "memory_limit_gb": 1.8}
-    )
-    plan = plan_limit(fallback, dim=8, steps=4, batch=4, eval_size=8)
-    assert plan.representation == "weight" and "cheapest that fits" in plan.describe()
-    assert "two-sided field space does not fit" in plan.describe()
+    # a two-sided solve whose history does not fit resident is streamed from host memory, as
+    # the one-sided one is, and `auto` keeps the cheaper two-sided field space
+    # (N = 4096, M = 512: field space is 20x cheaper than weight space but needs 2.3 GB)
+    too_big = standard.replace(solver={"particles": 4096, "depth_steps": 512})
+    for representation in ("field", "auto"):
+        choice = {"representation": representation, "memory_limit_gb": 1.8}
+        plan = plan_limit(too_big.replace(solver=choice), dim=8, steps=4, batch=4, eval_size=8)
+        assert plan.representation == "field" and plan.mode == "streamed", plan.describe()
+        assert plan.bytes_needed <= 1.8e9 and "kept in host memory" in plan.describe()
+    # ... and refused only where even a block of it does not fit
+    tiny = too_big.replace(solver={"representation": "field", "memory_limit_gb": 0.001})
+    with pytest.raises(ValueError, match="even with its history in host memory"):
+        plan_limit(tiny, dim=8, steps=4, batch=4, eval_size=8)
     huge = config.replace(solver={"particles": 2**20, "depth_steps": 512})
     with pytest.raises(ValueError, match=r"needs about .* GB.*Reduce solver.groups"):
         plan_limit(huge, dim=8, steps=4, batch=4, eval_size=8)

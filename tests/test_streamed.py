@@ -1,5 +1,6 @@
 """Memory-bounded solves: a history that does not fit in `solver.memory_limit_gb` is
-kept in host memory and streamed to the device in particle blocks, with the resident numbers.
+kept in host memory and streamed to the device in particle blocks, with the resident numbers,
+in the one-sided field space and in the two-sided one of standard backprop.
 
 Tolerance 1e-10 relative to each array's largest entry, in float64: a streamed solve computes
 the same particle averages as a sum over blocks in a fixed order instead of one product, about
@@ -36,15 +37,17 @@ def _plan(config, stream):
     )
 
 
-def _device_bytes(config, stream, plan) -> tuple[int, int]:
-    """(XLA's memory for one compiled step: arguments + outputs + temporaries, less what the
-    donated state shares; the bytes of the history buffers in host memory)."""
-    with jax.enable_x64(config.run.dtype == "float64"):
-        solvers, states = build_groups(
-            config, stream, key=jax.random.key(0), plan=plan, refinement=1
-        )
-        x = map(jnp.asarray, (stream.x_train[0], stream.y_train[0], stream.x_eval))
-        compiled = jit_step.lower((solvers, jnp.int32(0), *x), states).compile()
+def _inputs(solvers, stream, k):
+    x = map(jnp.asarray, (stream.x_train[k], stream.y_train[k], stream.x_eval))
+    return (solvers, jnp.int32(k), *x)
+
+
+def _compiled_step(config, stream, plan):
+    """The groups' solvers and states placed as `plan` says, their step compiled, and (XLA's
+    memory for one step: arguments + outputs + temporaries, less what the donated state
+    shares; the bytes of the history buffers in host memory). Call under `enable_x64`."""
+    solvers, states = build_groups(config, stream, key=jax.random.key(0), plan=plan, refinement=1)
+    compiled = jit_step.lower(_inputs(solvers, stream, 0), states).compile()
     stats = compiled.compiled.memory_analysis()
     used = (
         stats.argument_size_in_bytes
@@ -53,7 +56,24 @@ def _device_bytes(config, stream, plan) -> tuple[int, int]:
         - stats.alias_size_in_bytes
     )
     host = solvers.host.nbytes if solvers.host is not None else 0
-    return used, host
+    return solvers, states, compiled, (used, host)
+
+
+def _device_bytes(config, stream, plan) -> tuple[int, int]:
+    with jax.enable_x64(config.run.dtype == "float64"):
+        return _compiled_step(config, stream, plan)[-1]
+
+
+def _every_step(config, stream, plan):
+    """Every SGD step's outputs (stacked on a leading step axis, NumPy) from one compiled step
+    placed as `plan` says, and (device bytes, host bytes) as `_compiled_step`."""
+    with jax.enable_x64(config.run.dtype == "float64"):
+        solvers, states, step, sizes = _compiled_step(config, stream, plan)
+        outputs = []
+        for k in range(stream.steps):
+            states, out = step(_inputs(solvers, stream, k), states)
+            outputs.append(jax.tree.map(np.asarray, out))
+    return jax.tree.map(lambda *a: np.stack(a), *outputs), sizes
 
 
 def test_a_history_over_the_limit_is_streamed_in_blocks_with_the_resident_numbers():
@@ -81,6 +101,53 @@ def test_a_history_over_the_limit_is_streamed_in_blocks_with_the_resident_number
     for name in ("feature_eval", "grad_train"):
         want, got = resident.kernels[name], streamed.kernels[name]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
+STANDARD = [
+    "solver.particles=128",
+    "solver.depth_steps=2",
+    "solver.groups=1",
+    "solver.levels=1",
+    "solver.driver=scan",
+    "solver.representation=field",
+    "solver.backward=standard",
+    "training.steps=12",
+    "training.batch=2",
+    "data.eval_size=2",
+    "run.dtype=float64",
+]
+
+
+@pytest.mark.parametrize(
+    "block, fraction",
+    [("one_layer", 0.46), pytest.param("two_layer", 0.415, marks=pytest.mark.slow)],
+)
+def test_a_two_sided_history_is_streamed_in_blocks_with_the_resident_numbers(block, fraction):
+    """Standard backprop in field space (`solvers.TwoSidedFieldSpace`, whose history holds the
+    revealed products C, D besides the stored inputs) over the memory limit is planned streamed,
+    not refused, and 12 SGD steps of minibatches of 2 (with control variates: step 0's eval
+    pairs stored too) in 4 particle blocks give every step's outputs, kernels and control
+    statistics of the resident solve (tolerance: the module docstring). XLA's memory analysis
+    of the streamed step is under the limit."""
+    config = load_config(None, [*STANDARD, f"model.block={block}"])
+    stream = load_stream(config)
+    resident_plan = _plan(config, stream)
+    assert resident_plan.mode == "resident" and config.solver.control_variates
+    limit_gb = fraction * resident_plan.bytes_needed / 1e9
+    bounded = config.replace(solver={"memory_limit_gb": limit_gb})
+    plan = _plan(bounded, stream)
+    assert plan.representation == "field"
+    assert plan.mode == "streamed" and plan.blocks == 4, plan.describe()
+
+    want, _ = _every_step(config, stream, resident_plan)
+    got, (device, host) = _every_step(bounded, stream, plan)
+    assert host == plan.history_bytes
+    assert device <= limit_gb * 1e9, (device, limit_gb * 1e9)
+    for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
+        for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max(), err_msg=name)
+    scale = np.abs(want.f_eval).max()
+    assert np.abs(want.f_eval[-1] - want.f_eval[0]).max() > 1e-2 * scale  # it trained
 
 
 def test_the_automatic_memory_limit():

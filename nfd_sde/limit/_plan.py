@@ -11,8 +11,8 @@ Where the particles live (memory per device, `solver.memory_limit_gb`, resolved 
   resident: the particles are split over `solver.devices` devices (their particle axis; the
             pairs x pairs factors replicated) and the whole history is on them;
   streamed: when that does not fit and the representation can stream, the per-particle history
-            (stored features, gradient paths and the representation's own history: groups x
-            steps x particles x pairs) is kept in host memory and each depth step reads it in
+            (stored features, gradient paths and the representation's own history, white noise or
+            the two-sided field space's revealed products: groups x steps x particles x pairs) is kept in host memory and each depth step reads it in
             blocks of particles (`solvers.HostParticles`), on one device; the blocks are as few
             as fit. Everything else (the new pairs' paths, the factors, the weight-space
             matrices) stays on the device.
@@ -139,6 +139,7 @@ def plan_limit(
         batch + eval_size,
         batch,
         weights=len(block_of(config).weights),
+        stored_arrays=len(block_of(config).stored),
     )
     candidates = sorted(solver.representations, key=lambda r: r.cost(sizes))
     costs = {r.name: r.cost(sizes) for r in candidates}
@@ -231,6 +232,7 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     # the new pairs' paths and what is computed from them (activations, entries, controls):
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
+    fixed += groups * itemsize * memory.streamed_working
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
     blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
