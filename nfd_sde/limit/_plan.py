@@ -180,8 +180,9 @@ def _choice(solver, kind, candidates, sizes, refusals) -> str:
     """Why `kind`: it was asked for, or it is the cheapest that fits."""
     if solver.representation_named:
         return f"solver.representation='{solver.representation}'"
+    base = kind.cost(sizes)  # 0 without stored pairs: then there is nothing to compare
     ratios = ", ".join(
-        f"{r.label} {r.cost(sizes) / kind.cost(sizes):.3g}" for r in candidates if r is not kind
+        f"{r.label} {r.cost(sizes) / base:.3g}" for r in candidates if r is not kind and base
     )
     why = f"auto: {kind.label} space is the cheapest for {solver.mode.description}"
     if refusals:
