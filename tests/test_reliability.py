@@ -25,10 +25,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import nfd_sde._cli as cli
-import nfd_sde.experiments._compare_command as compare_command
-import nfd_sde.experiments._demo as demo
-import nfd_sde.experiments._single_runs as single_runs
-import nfd_sde.experiments._two_layer_commands as two_layer
+import nfd_sde.experiments.common._experiment as experiment
+import nfd_sde.experiments.single_runs._train_solve as single_runs
+import nfd_sde.experiments.two_layer._commands as two_layer
 from nfd_sde import (
     Config,
     DataStream,
@@ -264,8 +263,7 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch, argv):
     def no_work(*args, **kwargs):
         raise AssertionError("work started before --out was checked")
 
-    for module in (single_runs, demo, compare_command, two_layer):
-        monkeypatch.setattr(module, "load_stream", no_work)
+    monkeypatch.setattr(experiment, "load_stream", no_work)  # every command's one data load
     (tmp_path / "file").write_text("")
     unwritable = ((Path("/proc/nfd-sde-x"), "cannot be created"), (tmp_path / "file" / "o", ""))
     for out, reason in unwritable:

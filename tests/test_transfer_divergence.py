@@ -1,8 +1,8 @@
 """The transfer sweep's divergence rule on real training runs (the default trainer, not a fake).
 
-The rule (`nfd_sde.experiments._transfer` docstring): a run is diverged when a loss is not finite
-or its final loss, max(final train loss, final eval loss), exceeds `divergence_factor` (1e3)
-times the eval loss at init. The final train loss is the mean minibatch loss over the last
+The rule (`nfd_sde.experiments.two_layer._transfer` docstring): a run is diverged when a loss is
+not finite or its final loss, max(final train loss, final eval loss), exceeds `divergence_factor`
+(1e3) times the eval loss at init. The final train loss is the mean minibatch loss over the last
 max(1, K // 10) steps, each taken before its update; the final eval loss is taken after all K
 updates, so in a run that blows up it is the larger of the two.
 

@@ -25,8 +25,8 @@ from nfd_sde.experiments import (
     run_name,
     transfer_sweep,
 )
-from nfd_sde.experiments._arguments import learning_rates_type, numbers_type, sizes_type
-from nfd_sde.experiments._two_layer_plots import (
+from nfd_sde.experiments.common._arguments import learning_rates_type, numbers_type, sizes_type
+from nfd_sde.experiments.two_layer._plots import (
     plot_collapse,
     plot_coordinate_check,
     plot_norms,
