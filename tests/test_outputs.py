@@ -168,7 +168,7 @@ def test_demo_on_a_full_disk_leaves_no_demo_json(tmp_path, monkeypatch, capsys):
 
 def test_norms_on_a_full_disk_leaves_no_norms_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(experiment, "load_stream", lambda config: _NO_DATA)
-    monkeypatch.setattr(two_layer, "feature_norms", lambda *a, **k: {"runs": [], "seeds": 1})
+    monkeypatch.setattr(two_layer, "run_norms", lambda *a, **k: {"runs": [], "seeds": 1})
     monkeypatch.setattr(two_layer, "plot_norms", lambda r, path: write_text(path, b"png"))
     out = tmp_path / "n"
     with monkeypatch.context() as patch:

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from nfd_sde import load_config, load_stream
-from nfd_sde.experiments import run_name, transfer_sweep
+from nfd_sde.experiments import run_transfer, transfer_run_name
 from tests._limit_helpers import stream_from
 
 LRS = (0.125, 1.0, 2.0, 32.0)
@@ -48,7 +48,7 @@ def _config():
 
 
 def _sweep(out, stream):
-    transfer_sweep(
+    run_transfer(
         _config(),
         depths=(4,),
         widths=(64,),
@@ -61,7 +61,7 @@ def _sweep(out, stream):
     )
     runs = {}
     for lr in LRS:
-        name = run_name(c=0.0, depth=4, width=64, lr=lr, seed=0)
+        name = transfer_run_name(c=0.0, depth=4, width=64, lr=lr, seed=0)
         with (out / "runs" / f"{name}.json").open() as fh:
             runs[lr] = json.load(fh)
     with (out / "transfer.json").open() as fh:

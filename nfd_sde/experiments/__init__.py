@@ -61,24 +61,24 @@ from .gia import (
     SCALINGS as SCALINGS,
     digits_protocol as digits_protocol,
     fit_gap as fit_gap,
-    gia_digits as gia_digits,
     paired_gap as paired_gap,
     plot_gia_digits as plot_gia_digits,
+    run_gia_digits as run_gia_digits,
 )
 from .two_layer import (
     CHANGES as CHANGES,
-    collapse_against_limit as collapse_against_limit,
-    collapse_diagnostic as collapse_diagnostic,
     coordinate_check as coordinate_check,
-    feature_norms as feature_norms,
     layer_changes as layer_changes,
     plot_collapse as plot_collapse,
     plot_collapse_limit as plot_collapse_limit,
     plot_coordinate_check as plot_coordinate_check,
     plot_norms as plot_norms,
     plot_transfer as plot_transfer,
-    run_name as run_name,
-    transfer_sweep as transfer_sweep,
+    run_collapse as run_collapse,
+    run_collapse_limit as run_collapse_limit,
+    run_norms as run_norms,
+    run_transfer as run_transfer,
+    transfer_run_name as transfer_run_name,
 )
 
 # The command line's commands, in the order `nfd-sde --help` lists them: each wing's, in turn.

@@ -1,6 +1,6 @@
 """Claims 4 and 6 of the audit: the first-layer collapse of two-layer blocks in finite networks
-and in the limit (`collapse_against_limit`), and pre- against post-activation feature norms
-along depth (`feature_norms`), both on the synthetic teacher."""
+and in the limit (`run_collapse_limit`), and pre- against post-activation feature norms
+along depth (`run_norms`), both on the synthetic teacher."""
 
 import math
 from typing import Any, final
@@ -13,7 +13,7 @@ from solvers import fit_loglog
 
 from ...model import load_stream
 from ..common import new_figure, palette
-from ..two_layer import collapse_against_limit, feature_norms
+from ..two_layer import run_collapse_limit, run_norms
 from ._claims import AbstractClaim, AuditContext, interval_text, value_text
 from ._verdicts import (
     FAILS,
@@ -61,7 +61,7 @@ class CollapseClaim(AbstractClaim):
     def measure(self, context: AuditContext) -> dict[str, Any]:
         sizes = context.scale.collapse
         config = context.config.replace(model={"block": "two_layer"}, solver={"levels": 1})
-        data = collapse_against_limit(
+        data = run_collapse_limit(
             config,
             load_stream(config),
             depths=sizes.depths,
@@ -174,7 +174,7 @@ class NormsClaim(AbstractClaim):
         config = context.config.replace(training={"steps": sizes.steps})
         stream = load_stream(config)
         per_seed = [
-            feature_norms(config, stream, depths=sizes.depths, width=sizes.width, seeds=1,
+            run_norms(config, stream, depths=sizes.depths, width=sizes.width, seeds=1,
                           key=jax.random.fold_in(context.key, seed))["runs"]
             for seed in range(sizes.seeds)
         ]  # fmt: skip

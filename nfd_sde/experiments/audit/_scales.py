@@ -43,7 +43,7 @@ class GapSizes:
 
 @dataclasses.dataclass(frozen=True)
 class CollapseSizes:
-    """Claim 4: `collapse_against_limit` (finite networks and the limit at M = L)."""
+    """Claim 4: `run_collapse_limit` (finite networks and the limit at M = L)."""
 
     depths: tuple[int, ...]
     widths: tuple[int, ...]
@@ -55,7 +55,7 @@ class CollapseSizes:
 
 @dataclasses.dataclass(frozen=True)
 class TransferSizes:
-    """Claim 5: `transfer_sweep` on the digits."""
+    """Claim 5: `run_transfer` on the digits."""
 
     depths: tuple[int, ...]
     width: int
@@ -69,7 +69,7 @@ class TransferSizes:
 
 @dataclasses.dataclass(frozen=True)
 class NormsSizes:
-    """Claim 6: `feature_norms`, one call per seed (so that seeds give intervals)."""
+    """Claim 6: `run_norms`, one call per seed (so that seeds give intervals)."""
 
     depths: tuple[int, ...]
     width: int

@@ -1,5 +1,5 @@
 """Claim 5 of the audit, on real data (`data.source = digits`, or CIFAR-10 from a local folder):
-learning-rate transfer across depth per exponent c (`transfer_sweep`, which resumes from its
+learning-rate transfer across depth per exponent c (`run_transfer`, which resumes from its
 own run files under the audit's work directory)."""
 
 from typing import Any, final
@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..common import MIN_SIZES, new_figure, palette, read_json, too_few_sizes
-from ..two_layer import run_name, transfer_sweep
+from ..two_layer import run_transfer, transfer_run_name
 from ._claims import AbstractClaim, AuditContext, interval_text, value_text
 from ._verdicts import FAILS, HOLDS, INCONCLUSIVE, short_origin, verdict
 
@@ -48,15 +48,19 @@ class TransferClaim(AbstractClaim):
         )
         lrs = [2.0**k for k in sizes.log2_lrs]
         out = context.folder("transfer", sizes)
-        summary = transfer_sweep(
+        summary = run_transfer(
             config, depths=sizes.depths, widths=(sizes.width,), lrs=lrs,
             exponents=sizes.exponents, seeds=sizes.seeds, out_dir=out, progress=context.progress,
         )  # fmt: skip
         finals = {}
         for c in sizes.exponents:
-            finals[repr(c)] = [
-                [[_final(read_json(out / "runs" / f"{run_name(c=c, depth=d, width=sizes.width, lr=lr, seed=config.run.seed + s)}.json"))
+            names = [
+                [[transfer_run_name(c=c, depth=d, width=sizes.width, lr=lr, seed=config.run.seed + s)
                   for s in range(sizes.seeds)] for lr in lrs] for d in sizes.depths
+            ]  # fmt: skip
+            finals[repr(c)] = [
+                [[_final(read_json(out / "runs" / f"{name}.json")) for name in seeds] for seeds in row]
+                for row in names
             ]  # fmt: skip
         panels = [
             {"c": p["c"], "optimum": p["train"]["optimum_log2_lr"], "mean": p["train"]["mean"],

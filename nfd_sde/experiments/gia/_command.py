@@ -22,7 +22,7 @@ from ..common import (
     sizes_type,
     write_record,
 )
-from ._digits import gia_digits
+from ._digits import run_gia_digits
 from ._plots import plot_gia_digits
 
 DEPTHS = functools.partial(sizes_type, example="2,4,8,16")
@@ -70,7 +70,7 @@ class GiaDigits(AbstractExperiment):
         )
 
     def run(self, config, stream, args, *, key) -> dict[str, Any]:
-        return gia_digits(
+        return run_gia_digits(
             config,
             stream,
             depths=args.depths,

@@ -1,5 +1,5 @@
 """Standard backprop against independent (decoupled) backward weights in finite networks on the
-digits, under depth-muP and under plain muP: `gia_digits`.
+digits, under depth-muP and under plain muP: `run_gia_digits`.
 
 For each branch scaling (`DepthMuP`: the branch multiplier beta / sqrt(L); `PlainMuP`: the same
 network with beta multiplied by sqrt(L), which cancels the 1/sqrt(L)) and each depth L, seed
@@ -126,7 +126,7 @@ def _mean_and_error(values: np.ndarray) -> dict[str, Any] | None:
     return {"mean": mean, "stderr": stderr, "ci95": [mean - half, mean + half]}
 
 
-def gia_digits(
+def run_gia_digits(
     config: Config,
     stream: DataStream,
     *,

@@ -1,5 +1,5 @@
-"""The figure of `gia_digits`: eval loss curves of standard and decoupled backprop per depth, and
-the paired gap against depth with its fitted power law, one row per branch scaling."""
+"""The figure of `run_gia_digits`: eval loss curves of standard and decoupled backprop per depth,
+and the paired gap against depth with its fitted power law, one row per branch scaling."""
 
 import io
 from pathlib import Path

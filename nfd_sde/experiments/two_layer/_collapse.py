@@ -9,7 +9,7 @@ change is
 
 when W_{l,1} learns at `eta * L^c` (c = `training.first_layer_exponent`). The block's output
 change `s_l Delta W_{l,2} phi(u_l) / sqrt(n)` is O(1/L) per layer, and the total feature change
-`Delta h_l` is O(1) at c = 0. `collapse_diagnostic` measures all three per layer after a few SGD
+`Delta h_l` is O(1) at c = 0. `run_collapse` measures all three per layer after a few SGD
 steps and fits their exponents in L; it also records the muP coordinate check (mean |h_l|,
 |u_l|, |f| at every step). Training is `nfd_sde.finite.run_training` (one compilation per network
 shape for every exponent and seed); the block equations are the block object's.
@@ -102,7 +102,7 @@ def layer_changes(
     }
 
 
-def collapse_diagnostic(
+def run_collapse(
     config: Config,
     stream: DataStream,
     *,

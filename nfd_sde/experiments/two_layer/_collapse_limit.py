@@ -26,7 +26,7 @@ from ..common import count, draw_band, new_figure, numbers, palette, save_figure
 from ._collapse import first_preactivations
 
 
-def collapse_against_limit(
+def run_collapse_limit(
     config: Config,
     stream: DataStream,
     *,

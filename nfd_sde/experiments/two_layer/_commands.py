@@ -28,11 +28,11 @@ from ..common import (
     sizes_type,
     write_record,
 )
-from ._collapse import collapse_diagnostic
-from ._collapse_limit import collapse_against_limit, plot_collapse_limit
-from ._norms import feature_norms
+from ._collapse import run_collapse
+from ._collapse_limit import plot_collapse_limit, run_collapse_limit
+from ._norms import run_norms
 from ._plots import plot_collapse, plot_coordinate_check, plot_norms, plot_transfer
-from ._transfer import transfer_sweep
+from ._transfer import run_transfer
 
 DEPTHS = functools.partial(sizes_type, example="4,8,16")
 WIDTHS = functools.partial(sizes_type, example="128,256")
@@ -92,14 +92,14 @@ class Collapse(AbstractExperiment):
         return config.replace(model={"block": "two_layer"})
 
     def run(self, config, stream, args, *, key) -> dict[str, Any]:
-        """{"collapse": `collapse_diagnostic`'s data, "limit": `collapse_against_limit`'s with
+        """{"collapse": `run_collapse`'s data, "limit": `run_collapse_limit`'s with
         --limit-particles, else None}."""
         sizes = dict(depths=args.depths, exponents=args.c, widths=_widths(args, config),
                      seeds=args.seeds, steps=args.steps, key=key)  # fmt: skip
-        collapse = collapse_diagnostic(config, stream, **sizes)
+        collapse = run_collapse(config, stream, **sizes)
         limit = None
         if args.limit_particles:
-            limit = collapse_against_limit(
+            limit = run_collapse_limit(
                 config, stream, particles=args.limit_particles, groups=8, **sizes
             )
         return {"collapse": collapse, "limit": limit}
@@ -177,7 +177,7 @@ class Transfer(AbstractExperiment):
         return load_with_flags(args.config, args.overrides, {})
 
     def run(self, config, stream, args, *, key) -> dict[str, Any]:
-        return transfer_sweep(
+        return run_transfer(
             config,
             depths=args.depths,
             widths=_widths(args, config),
@@ -244,7 +244,7 @@ class Norms(AbstractExperiment):
         return load_with_flags(args.config, args.overrides, {})
 
     def run(self, config, stream, args, *, key) -> dict[str, Any]:
-        return feature_norms(
+        return run_norms(
             config,
             stream,
             depths=args.depths,

@@ -1,5 +1,5 @@
 """Feature norms along depth for pre- and post-activation blocks (the same initial weights for
-both orders), at init and after training: `feature_norms`."""
+both orders), at init and after training: `run_norms`."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +25,7 @@ class NormsAndLoss(AbstractRecorder):
         }
 
 
-def feature_norms(
+def run_norms(
     config: Config,
     stream: DataStream,
     *,

@@ -1,6 +1,6 @@
 """Learning-rate transfer across depth: final loss against log learning rate, per depth and c.
 
-`transfer_sweep` trains one network per (exponent c, depth L, width n, learning rate eta, seed)
+`run_transfer` trains one network per (exponent c, depth L, width n, learning rate eta, seed)
 for the fixed budget `training.steps` on one data stream, and asks whether the optimal eta moves
 with L. Each finished run is saved at once as `out_dir/runs/<run>.json`, so a sweep killed midway
 resumes from its output directory and redoes only the missing runs; the summary
@@ -38,7 +38,7 @@ DIVERGENCE_FACTOR = 1e3
 SWEPT = {"network": ("width", "depth"), "training": ("eta", "first_layer_exponent")}
 
 
-def transfer_sweep(
+def run_transfer(
     config: Config,
     *,
     depths: Sequence[int],
@@ -81,20 +81,20 @@ def transfer_sweep(
     for cell in cells(todo):
         missing = []
         for params in cell:
-            record = _load_run(runs_dir / f"{run_name(**params)}.json", params)
+            record = _load_run(runs_dir / f"{transfer_run_name(**params)}.json", params)
             if record is None:
                 missing.append(params)
             else:
-                records[run_name(**params)] = record
+                records[transfer_run_name(**params)] = record
                 bar.update()
         for params, curves, wall in train_cell(config, stream, missing, train_fn):
             record = record_run(params, curves, wall, divergence_factor)
-            write_json(runs_dir / f"{run_name(**params)}.json", record)
-            records[run_name(**params)] = record
+            write_json(runs_dir / f"{transfer_run_name(**params)}.json", record)
+            records[transfer_run_name(**params)] = record
             done += 1
             bar.update()
     bar.close()
-    records = [records[run_name(**params)] for params in todo]
+    records = [records[transfer_run_name(**params)] for params in todo]
     summary = summarise(records, grid)
     summary |= {
         "config": to_dict(config),
@@ -109,7 +109,7 @@ def transfer_sweep(
     return summary
 
 
-def run_name(*, c: float, depth: int, width: int, lr: float, seed: int) -> str:
+def transfer_run_name(*, c: float, depth: int, width: int, lr: float, seed: int) -> str:
     """The file stem of one run: exact (repr) numbers, so different grids never collide."""
     return f"c{c!r}_L{depth}_n{width}_lr{lr!r}_s{seed}".replace("-", "m")
 
