@@ -14,9 +14,7 @@ from . import (
     validation as validation,
 )
 from .experiments import (
-    collapse_diagnostic as collapse_diagnostic,
     describe_fit as describe_fit,
-    feature_norms as feature_norms,
     plot_collapse as plot_collapse,
     plot_compare as plot_compare,
     plot_coordinate_check as plot_coordinate_check,
@@ -27,8 +25,10 @@ from .experiments import (
     plot_transfer as plot_transfer,
     read_compare as read_compare,
     run_audit as run_audit,
+    run_collapse as run_collapse,
     run_compare as run_compare,
-    transfer_sweep as transfer_sweep,
+    run_norms as run_norms,
+    run_transfer as run_transfer,
     write_compare as write_compare,
     write_report as write_report,
     write_result as write_result,

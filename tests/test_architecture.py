@@ -33,15 +33,34 @@ LAYERS = {
 MAX_LINES = 330  # "aim under ~300 lines" (STYLE.md rule 5), with a margin for docstrings
 
 
+EXPERIMENTS = "nfd_sde.experiments"
+# wing of the experiments -> the wings it may import, through their `__init__` only
+WINGS = {
+    "common": set(),
+    "compare": {"common"},
+    "two_layer": {"common"},
+    "gia": {"common"},
+    "single_runs": {"common", "compare"},
+    "audit": {"common", "compare", "two_layer"},
+}
+
+
 def _modules():
-    for package in LAYERS:
-        folder = ROOT / package.replace(".", "/")
-        for path in sorted(folder.glob("*.py")):
-            yield package, path
+    """(layer, module path) for every module of every layer, subpackages included."""
+    for layer in LAYERS:
+        folder = ROOT / layer.replace(".", "/")
+        for path in sorted(folder.rglob("*.py")):
+            yield layer, path
 
 
-def _imported(package: str, path: Path) -> set[str]:
-    """Absolute names of the first-party packages a module imports."""
+def _package(path: Path) -> str:
+    """The dotted package a module belongs to (`nfd_sde.experiments.compare` for its modules)."""
+    return ".".join(path.relative_to(ROOT).parent.parts)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Absolute names of the modules a module imports (relative imports resolved)."""
+    package = _package(path)
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -54,8 +73,13 @@ def _imported(package: str, path: Path) -> set[str]:
             names.add(name)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
+    return names
+
+
+def _imported(path: Path) -> set[str]:
+    """The first-party layers a module imports."""
     first_party = set()
-    for name in names:
+    for name in _imported_names(path):
         for layer in LAYERS:
             if name == layer or name.startswith(layer + "."):
                 first_party.add(layer)
@@ -67,8 +91,43 @@ def _imported(package: str, path: Path) -> set[str]:
 @pytest.mark.parametrize("package, path", list(_modules()), ids=lambda v: str(v))
 def test_dependencies_point_one_way(package, path):
     allowed = LAYERS[package] | {package}
-    imported = _imported(package, path)
+    imported = _imported(path)
     assert imported <= allowed, (path.relative_to(ROOT), imported - allowed)
+
+
+def _wing(name: str) -> str | None:
+    """The wing of the experiments a dotted name lies in (None outside the wings)."""
+    parts = name.split(".")
+    return parts[2] if parts[:2] == EXPERIMENTS.split(".") and len(parts) > 2 else None
+
+
+def test_the_experiments_are_wings():
+    """Every subpackage of the experiments is a known wing, and every module lies in one."""
+    folder = ROOT / EXPERIMENTS.replace(".", "/")
+    packages = {p.parent.name for p in folder.glob("*/__init__.py")}
+    assert packages == set(WINGS)
+    assert [p.name for p in folder.glob("*.py")] == ["__init__.py"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / EXPERIMENTS.replace(".", "/")).rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_wings_reach_each_other_only_through_their_faces(path):
+    """A wing imports another only through its `__init__` (never its private modules), only the
+    wings it stands on (`WINGS`: `common` none), and never the experiments' own `__init__`."""
+    wing = _wing(_package(path))
+    for name in _imported_names(path):
+        other = _wing(name)
+        if wing is None:  # experiments/__init__.py: the wings' faces only
+            assert other is None or name == f"{EXPERIMENTS}.{other}", (path.name, name)
+            continue
+        assert name != EXPERIMENTS, (path.relative_to(ROOT), "imports the experiments' face")
+        if other is None or other == wing:
+            continue
+        assert other in WINGS[wing], (path.relative_to(ROOT), f"{wing} may not import {other}")
+        assert name == f"{EXPERIMENTS}.{other}", (path.relative_to(ROOT), f"private {name}")
 
 
 @pytest.mark.parametrize("package, path", list(_modules()), ids=lambda v: str(v))
@@ -77,7 +136,7 @@ def test_modules_stay_small(package, path):
     assert lines <= MAX_LINES, (path.relative_to(ROOT), lines)
 
 
-PRIVATE = re.compile(r"\bnfd_sde(\.[a-z]+)*\._[a-z]|\bsolvers\._[a-z]")
+PRIVATE = re.compile(r"\bnfd_sde(\.[a-z][a-z0-9_]*)*\._[a-z]|\bsolvers\._[a-z]")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 
 import nfd_sde._cli as cli
 from nfd_sde.experiments import CLAIMS, SCALES, run_audit
-from nfd_sde.experiments._audit_verdicts import VERDICTS
+from nfd_sde.experiments.audit._verdicts import VERDICTS
 from tests._figures import layout_defects
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

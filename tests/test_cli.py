@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import nfd_sde._cli as cli
-import nfd_sde.experiments._demo as demo
-import nfd_sde.experiments._single_runs as single_runs
+import nfd_sde.experiments.single_runs._demo as demo
+import nfd_sde.experiments.single_runs._train_solve as single_runs
 from nfd_sde import load_config, load_stream, plot_loss_curves, plot_overlay, read_result, to_dict
 from nfd_sde.model import Result
 

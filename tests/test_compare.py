@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nfd_sde._cli as cli
-import nfd_sde.experiments._compare as compare
-import nfd_sde.experiments._compare_runs as compare_runs
+import nfd_sde.experiments.compare._compare as compare
+import nfd_sde.experiments.compare._runs as compare_runs
 from nfd_sde import load_config, load_stream, read_compare, run_compare, write_compare, write_report
 from nfd_sde.experiments import FIGURES, check_grid, read_compare_runs
-from nfd_sde.experiments._compare_plots import drawers
+from nfd_sde.experiments.compare._plots import drawers
 from tests._figures import layout_defects
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

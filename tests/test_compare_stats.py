@@ -16,10 +16,10 @@ import math
 import numpy as np
 import pytest
 
-import nfd_sde.experiments._compare as compare
+import nfd_sde.experiments.compare._compare as compare
 from nfd_sde.experiments import DeepestDepth, SuccessiveDepths
-from nfd_sde.experiments._compare_fits import fit_rates
-from nfd_sde.experiments._compare_summary import summarise
+from nfd_sde.experiments.compare._fits import fit_rates
+from nfd_sde.experiments.compare._summary import summarise
 from solvers import (
     antithetic_spread_samples,
     fit_loglog,

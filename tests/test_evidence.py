@@ -1,12 +1,12 @@
-"""The shared evidence rule (`nfd_sde.experiments._evidence`) as compare, demo and audit apply it:
-a rate or an optimum from fewer than three resolved sizes never holds, and an interval that
-excludes the expected value is said so in words."""
+"""The shared evidence rule (`nfd_sde.experiments.common._evidence`) as compare, demo and audit
+apply it: a rate or an optimum from fewer than three resolved sizes never holds, and an interval
+that excludes the expected value is said so in words."""
 
-from nfd_sde.experiments._audit_data import TransferClaim
-from nfd_sde.experiments._audit_verdicts import rate_verdict
-from nfd_sde.experiments._demo import row_text
-from nfd_sde.experiments._evidence import FAILS, HOLDS, INCONCLUSIVE, rate_caveats
-from nfd_sde.experiments._report import describe_fit
+from nfd_sde.experiments.audit._transfer import TransferClaim
+from nfd_sde.experiments.audit._verdicts import rate_verdict
+from nfd_sde.experiments.common._evidence import FAILS, HOLDS, INCONCLUSIVE, rate_caveats
+from nfd_sde.experiments.compare._report import describe_fit
+from nfd_sde.experiments.single_runs._demo import row_text
 
 
 def _fit(sizes, slope, ci95, expected=-1.0):

@@ -8,8 +8,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from nfd_sde.experiments import plot_kernels_along_depth, plot_loss_curves, plot_overlay
-from nfd_sde.experiments._demo_plots import plot_demo
-from nfd_sde.experiments._plots import new_figure
+from nfd_sde.experiments.common._plots import new_figure
+from nfd_sde.experiments.single_runs._demo_plots import plot_demo
 from nfd_sde.model import Result
 from tests._figures import layout_defects
 

@@ -1,4 +1,4 @@
-"""`gia_digits`: standard against decoupled backprop on the digits, depth-muP and plain muP."""
+"""`run_gia_digits`: standard against decoupled backprop on the digits, depth-muP and plain muP."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nfd_sde._cli import main
-from nfd_sde.experiments import SCALINGS, digits_protocol, fit_gap, gia_digits, paired_gap
+from nfd_sde.experiments import SCALINGS, digits_protocol, fit_gap, paired_gap, run_gia_digits
 from nfd_sde.model import load_config, load_stream
 from solvers import t95
 
@@ -20,7 +20,7 @@ STEPS, SEEDS, WIDTH, DEPTHS = 3, 3, 8, (1, 2)
 def tiny():
     config = digits_protocol(load_config(), steps=STEPS, batch=4, eval_size=8)
     stream = load_stream(config)
-    data = gia_digits(
+    data = run_gia_digits(
         config, stream, depths=DEPTHS, width=WIDTH, seeds=SEEDS, key=jax.random.key(0)
     )
     return data

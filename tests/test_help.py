@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 import nfd_sde._cli as cli
-from nfd_sde.experiments._arguments import learning_rates_type
+from nfd_sde.experiments.common._arguments import learning_rates_type
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

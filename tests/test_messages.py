@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nfd_sde import load_config
-from nfd_sde.experiments._compare_store import MANIFEST, RUNS, RunStore
+from nfd_sde.experiments.compare._store import MANIFEST, RUNS, RunStore
 from nfd_sde.limit import plan_limit
 from tests.test_cli import assert_one_line_error, run
 

@@ -6,19 +6,24 @@ that a rerun would have to overwrite."""
 import errno
 import os
 import stat
+import types
 
 import numpy as np
 import pytest
 
-import nfd_sde.experiments._compare_command as compare_command
-import nfd_sde.experiments._demo as demo
-import nfd_sde.experiments._single_runs as single_runs
-import nfd_sde.experiments._two_layer_commands as two_layer
+import nfd_sde.experiments.common._experiment as experiment
+import nfd_sde.experiments.compare._command as compare_command
+import nfd_sde.experiments.single_runs._demo as demo
+import nfd_sde.experiments.single_runs._train_solve as single_runs
+import nfd_sde.experiments.two_layer._commands as two_layer
 import nfd_sde.model._files as files
 from nfd_sde import load_config, load_stream
 from nfd_sde.experiments import write_json, write_text
-from nfd_sde.experiments._records import write_npz
+from nfd_sde.experiments.common._records import write_npz
 from tests.test_cli import Recorder, assert_one_line_error, run
+
+# a data stream for commands whose run is faked: the shared shape prints only its origin
+_NO_DATA = types.SimpleNamespace(origin="no data (faked run)")
 
 
 @pytest.fixture
@@ -121,7 +126,7 @@ def test_compare_on_a_full_disk_leaves_no_compare_json(tmp_path, monkeypatch, ca
     """compare's figures come before compare.json; a full disk on a figure leaves no
     compare.json, so the rerun resumes without --overwrite."""
     data = {"grid": {}, "summary": {"notes": []}, "meta": {"pieces_reused": 0}}
-    monkeypatch.setattr(compare_command, "load_stream", lambda config: None)
+    monkeypatch.setattr(experiment, "load_stream", lambda config: _NO_DATA)
     monkeypatch.setattr(compare_command, "run_compare", lambda *a, **k: data)
     figures = []
 
@@ -162,8 +167,8 @@ def test_demo_on_a_full_disk_leaves_no_demo_json(tmp_path, monkeypatch, capsys):
 
 
 def test_norms_on_a_full_disk_leaves_no_norms_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(two_layer, "load_stream", lambda config: type("S", (), {"origin": "x"}))
-    monkeypatch.setattr(two_layer, "feature_norms", lambda *a, **k: {"runs": [], "seeds": 1})
+    monkeypatch.setattr(experiment, "load_stream", lambda config: _NO_DATA)
+    monkeypatch.setattr(two_layer, "run_norms", lambda *a, **k: {"runs": [], "seeds": 1})
     monkeypatch.setattr(two_layer, "plot_norms", lambda r, path: write_text(path, b"png"))
     out = tmp_path / "n"
     with monkeypatch.context() as patch:

@@ -25,24 +25,23 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import nfd_sde._cli as cli
-import nfd_sde.experiments._compare_command as compare_command
-import nfd_sde.experiments._demo as demo
-import nfd_sde.experiments._single_runs as single_runs
-import nfd_sde.experiments._two_layer_commands as two_layer
+import nfd_sde.experiments.common._experiment as experiment
+import nfd_sde.experiments.single_runs._train_solve as single_runs
+import nfd_sde.experiments.two_layer._commands as two_layer
 from nfd_sde import (
     Config,
     DataStream,
-    collapse_diagnostic,
     load_config,
     load_stream,
     plot_collapse,
     plot_coordinate_check,
     plot_transfer,
     read_result,
+    run_collapse,
+    run_transfer,
     solve_limit,
     to_dict,
     train_finite,
-    transfer_sweep,
 )
 from nfd_sde.model import Result, config_from_dict, first_nonfinite_step
 from solvers import extrapolate, group_mean_se
@@ -166,7 +165,7 @@ def test_transfer_marks_diverged_runs_and_draws_no_nan(tmp_path):
 
     config = Config().replace(model={"block": "two_layer"}, training={"steps": 4})
     grid = dict(depths=(4, 8), widths=(16,), lrs=(0.5, 4.0), exponents=(0.0,), seeds=1)
-    summary = transfer_sweep(config, out_dir=tmp_path, train_fn=trainer, **grid)
+    summary = run_transfer(config, out_dir=tmp_path, train_fn=trainer, **grid)
     runs = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*.json"))]
     assert {(r["lr"], r["diverged"], r["first_bad_step"]) for r in runs} == {
         (0.5, False, None),
@@ -184,13 +183,13 @@ def test_collapse_marks_diverged_runs_and_fits_only_finite_depths(tmp_path):
     config = load_config(None, [*TINY, DIVERGING])
     stream = load_stream(config)
     common = dict(depths=(1, 2), exponents=(0.0,), widths=(8,), seeds=1, steps=2)
-    result = collapse_diagnostic(config, stream, key=jax.random.key(0), **common)
+    result = run_collapse(config, stream, key=jax.random.key(0), **common)
     assert [run["diverged"] for run in result["runs"]] == [1, 1]
     assert all(fit["slope"] is None and fit["depths_fitted"] == [] for fit in result["slopes"])
     plot_collapse(result, tmp_path / "collapse.png")
     plot_coordinate_check(result, tmp_path / "coordinate_check.png")
     # No learning: the changes are exactly zero, which has no log-log slope (not an error).
-    still = collapse_diagnostic(
+    still = run_collapse(
         config.replace(training={"eta": 0.0}), stream, key=jax.random.key(0), **common
     )
     assert [run["diverged"] for run in still["runs"]] == [0, 0]
@@ -264,8 +263,7 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch, argv):
     def no_work(*args, **kwargs):
         raise AssertionError("work started before --out was checked")
 
-    for module in (single_runs, demo, compare_command, two_layer):
-        monkeypatch.setattr(module, "load_stream", no_work)
+    monkeypatch.setattr(experiment, "load_stream", no_work)  # every command's one data load
     (tmp_path / "file").write_text("")
     unwritable = ((Path("/proc/nfd-sde-x"), "cannot be created"), (tmp_path / "file" / "o", ""))
     for out, reason in unwritable:
@@ -452,8 +450,8 @@ def _fake_losses(config, stream, *, key):
 
 
 def test_transfer_refuses_another_grid_on_the_command_line(tmp_path, monkeypatch):
-    sweep = functools.partial(transfer_sweep, train_fn=_fake_losses)
-    monkeypatch.setattr(two_layer, "transfer_sweep", sweep)
+    sweep = functools.partial(run_transfer, train_fn=_fake_losses)
+    monkeypatch.setattr(two_layer, "run_transfer", sweep)
     out = tmp_path / "transfer"
     sizes = _sets(["training.steps=2", "training.batch=2", "data.eval_size=2", "model.dim=3"])
     argv = ["transfer", "--depths", "2", "--widths", "8", "--seeds", "1", *sizes, "--out", out]
@@ -473,7 +471,7 @@ def test_transfer_refuses_another_grid_on_the_command_line(tmp_path, monkeypatch
 def test_transfer_refuses_zero_steps(tmp_path):
     config = Config().replace(model={"block": "two_layer"}, training={"steps": 0})
     with pytest.raises(ValueError, match="training.steps=0"):
-        transfer_sweep(
+        run_transfer(
             config,
             depths=(2,),
             widths=(8,),

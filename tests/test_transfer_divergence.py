@@ -1,8 +1,8 @@
 """The transfer sweep's divergence rule on real training runs (the default trainer, not a fake).
 
-The rule (`nfd_sde.experiments._transfer` docstring): a run is diverged when a loss is not finite
-or its final loss, max(final train loss, final eval loss), exceeds `divergence_factor` (1e3)
-times the eval loss at init. The final train loss is the mean minibatch loss over the last
+The rule (`nfd_sde.experiments.two_layer._transfer` docstring): a run is diverged when a loss is
+not finite or its final loss, max(final train loss, final eval loss), exceeds `divergence_factor`
+(1e3) times the eval loss at init. The final train loss is the mean minibatch loss over the last
 max(1, K // 10) steps, each taken before its update; the final eval loss is taken after all K
 updates, so in a run that blows up it is the larger of the two.
 
@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from nfd_sde import load_config, load_stream
-from nfd_sde.experiments import run_name, transfer_sweep
+from nfd_sde.experiments import run_transfer, transfer_run_name
 from tests._limit_helpers import stream_from
 
 LRS = (0.125, 1.0, 2.0, 32.0)
@@ -48,7 +48,7 @@ def _config():
 
 
 def _sweep(out, stream):
-    transfer_sweep(
+    run_transfer(
         _config(),
         depths=(4,),
         widths=(64,),
@@ -61,7 +61,7 @@ def _sweep(out, stream):
     )
     runs = {}
     for lr in LRS:
-        name = run_name(c=0.0, depth=4, width=64, lr=lr, seed=0)
+        name = transfer_run_name(c=0.0, depth=4, width=64, lr=lr, seed=0)
         with (out / "runs" / f"{name}.json").open() as fh:
             runs[lr] = json.load(fh)
     with (out / "transfer.json").open() as fh:

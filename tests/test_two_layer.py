@@ -20,13 +20,13 @@ import pytest
 from nfd_sde import Config, load_stream
 from nfd_sde.experiments import (
     COMMANDS,
-    collapse_diagnostic,
-    feature_norms,
-    run_name,
-    transfer_sweep,
+    run_collapse,
+    run_norms,
+    run_transfer,
+    transfer_run_name,
 )
-from nfd_sde.experiments._arguments import learning_rates_type, numbers_type, sizes_type
-from nfd_sde.experiments._two_layer_plots import (
+from nfd_sde.experiments.common._arguments import learning_rates_type, numbers_type, sizes_type
+from nfd_sde.experiments.two_layer._plots import (
     plot_collapse,
     plot_coordinate_check,
     plot_norms,
@@ -53,7 +53,7 @@ def _config(**training) -> Config:
 @functools.cache
 def _collapse() -> dict:
     config = _config()
-    return collapse_diagnostic(
+    return run_collapse(
         config,
         load_stream(config),
         depths=DEPTHS,
@@ -99,7 +99,7 @@ def test_correction_makes_total_change_grow():
 def test_first_layer_exponent_after_several_steps():
     """Three SGD steps, L up to 128 and an intermediate exponent: slope c - 1/2 still."""
     config = _config(steps=3)
-    result = collapse_diagnostic(
+    result = run_collapse(
         config,
         load_stream(config),
         depths=(*DEPTHS, 128),
@@ -135,7 +135,7 @@ def test_coordinate_check_flat_across_width():
     finite-width budget of 1/sqrt(64) (a standard-parametrisation learning rate would change
     it by a factor 4 between these widths)."""
     config = _config(steps=2)
-    result = collapse_diagnostic(
+    result = run_collapse(
         config,
         load_stream(config),
         depths=(8,),
@@ -177,7 +177,7 @@ def test_feature_norms_pre_matches_closed_form_and_post_is_measured():
     within the sampling error of an rms over width x eval inputs x seeds (~3% here; window
     10%). Post-activation norms are only checked to be recorded and finite."""
     config = Config().replace(data={"eval_size": 8}, training={"steps": 1})
-    norms = feature_norms(
+    norms = run_norms(
         config, load_stream(config), depths=(16,), width=128, seeds=2, key=jax.random.key(0)
     )
     for run in norms["runs"]:
@@ -243,7 +243,7 @@ def _sweep(out, trainer, **kwargs):
         seeds=2,
     )
     grid |= kwargs
-    return transfer_sweep(config, out_dir=out, train_fn=trainer, **grid)
+    return run_transfer(config, out_dir=out, train_fn=trainer, **grid)
 
 
 def test_sweep_finds_optimum_and_marks_divergence(tmp_path):
@@ -269,7 +269,7 @@ def test_sweep_finds_optimum_and_marks_divergence(tmp_path):
     assert spreads == {"c=0.0, n=32": 1.0, "c=0.5, n=32": 0.0}
     with (tmp_path / "transfer.json").open() as fh:
         assert json.load(fh)["panels"] == summary["panels"]
-    name = run_name(c=0.0, depth=16, width=32, lr=8.0, seed=0)
+    name = transfer_run_name(c=0.0, depth=16, width=32, lr=8.0, seed=0)
     with (tmp_path / "runs" / f"{name}.json").open() as fh:
         run = json.load(fh)
     assert run["diverged"] and run["final_train"] is None  # NaN stored as null
@@ -313,7 +313,7 @@ def test_sweep_refuses_another_config_and_bad_grids(tmp_path):
     _sweep(tmp_path, FakeTrainer(), exponents=(0.0,), depths=(4,))
     other = Config().replace(model={"block": "two_layer", "dim": 4}, training={"steps": 4})
     with pytest.raises(ValueError, match="different config"):
-        transfer_sweep(
+        run_transfer(
             other,
             depths=(4,),
             widths=(32,),
@@ -329,7 +329,7 @@ def test_sweep_refuses_another_config_and_bad_grids(tmp_path):
         _sweep(tmp_path / "b", FakeTrainer(), depths=(4, 4))
     one_layer = Config().replace(training={"steps": 4})
     with pytest.raises(ValueError, match="one_layer"):
-        transfer_sweep(
+        run_transfer(
             one_layer,
             depths=(4,),
             widths=(32,),
@@ -344,7 +344,7 @@ def test_sweep_refuses_another_config_and_bad_grids(tmp_path):
 def test_sweep_of_one_layer_blocks(tmp_path):
     config = Config().replace(training={"steps": 4})
     trainer = FakeTrainer()
-    summary = transfer_sweep(
+    summary = run_transfer(
         config,
         depths=(4, 16),
         widths=(32,),

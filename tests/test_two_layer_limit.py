@@ -171,10 +171,10 @@ def test_collapse_in_the_limit_and_finite_networks_approach_it():
     (4 groups) and 3 finite seeds. So: summed over the rows, n = 512 is closer than n = 32, and
     every n = 512 row lies within 25% of the limit."""
     from nfd_sde import load_config, load_stream
-    from nfd_sde.experiments import collapse_against_limit
+    from nfd_sde.experiments import run_collapse_limit
 
     config = load_config(None, ["model.dim=8", "training.batch=8", "data.eval_size=8"])
-    data = collapse_against_limit(
+    data = run_collapse_limit(
         config,
         load_stream(config),
         depths=(4, 8, 16),

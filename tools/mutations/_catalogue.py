@@ -246,15 +246,15 @@ CATALOGUE = (
     # ------------------------------------------------------------------------ transfer
     Mutation(
         "transfer-ignores-eval-loss",
-        "nfd_sde/experiments/_transfer.py",
-        "diverged = not finite or max(final_train, final_eval) > factor * initial",
-        "diverged = not finite or final_train > factor * initial",
+        "nfd_sde/experiments/two_layer/_transfer_runs.py",
+        "max(final_train, final_eval) > factor * initial",
+        "final_train > factor * initial",
         (TRANSFER,),
         "divergence judged on the final train loss only",
     ),
     Mutation(
         "transfer-reference-first-minibatch",
-        "nfd_sde/experiments/_transfer.py",
+        "nfd_sde/experiments/two_layer/_transfer_runs.py",
         "initial = float(curves.loss_eval[0])",
         "initial = float(curves.loss_train[0])",
         (TRANSFER,),

@@ -1,0 +1,9 @@
+"""single_runs: one producer on one config (`train`: a finite ResNet, `solve`: the NFD limit),
+and the `demo`: `compare` at one depth on the built-in config (`run_demo`)."""
+
+from ._demo import DEMO as DEMO, run_demo as run_demo
+from ._demo_plots import plot_demo as plot_demo
+from ._train_solve import SOLVE as SOLVE, TRAIN as TRAIN
+
+# this wing's commands, in the order `nfd-sde --help` lists them
+COMMANDS = (TRAIN, SOLVE, DEMO)
