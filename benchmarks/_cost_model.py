@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 from _timing import header, ms, table
 
-from nfd_sde.limit import FIELD_BIAS, RNG_COST, limit_costs
+from solvers import FIELD_BIAS, RNG_COST, FieldSpace, ProblemSizes, WeightSpace
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -18,17 +18,19 @@ TITLES = {"ratio": "default BLAS threads", "ratio_blas1": "field space with 1 BL
 
 
 def model_costs(point: dict[str, Any], field_bias: float, rng_cost: float) -> tuple[float, float]:
-    """`plan_limit`'s cost model (its module docstring) for one-layer blocks, with chosen
-    constants: (field cost, weight cost) in multiply-adds."""
-    return limit_costs(
+    """The representations' own cost models (`solvers.ProblemSizes`) for one-layer blocks and
+    decoupled backward weights, with chosen constants: (field cost, weight cost) in
+    multiply-adds."""
+    sizes = ProblemSizes(
         particles=point["particles"],
         depth_steps=point["depth_steps"],
         stored=point["stored_pairs"],
+        new=point["batch"] + point["eval_size"],
         batch=point["batch"],
-        eval_size=point["eval_size"],
         field_bias=field_bias,
         rng_cost=rng_cost,
     )
+    return FieldSpace.cost(sizes), WeightSpace.cost(sizes)
 
 
 def crossover(stored: list[int], ratios: list[float]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ._ensemble_stats import (
     spread as spread,
 )
 from ._extrapolation import extrapolate as extrapolate, richardson_weights as richardson_weights
+from ._field_space import FieldSpace as FieldSpace
 from ._fit import RateFit as RateFit, fit_loglog as fit_loglog, t95 as t95
 from ._gaussian_products import (
     AbstractGaussianProduct as AbstractGaussianProduct,
@@ -59,8 +60,6 @@ from ._representations import (
     AbstractRepresentation as AbstractRepresentation,
     EmptyParticles as EmptyParticles,
     FieldNoise as FieldNoise,
-    FieldSpace as FieldSpace,
-    WeightSpace as WeightSpace,
     representation_keys as representation_keys,
     weight_keys as weight_keys,
 )
@@ -87,4 +86,5 @@ from ._two_sided import (
     TwoSidedProduct as TwoSidedProduct,
     two_sided_product as two_sided_product,
 )
+from ._weight_space import WeightSpace as WeightSpace
 from ._white_noise import keyed_white as keyed_white

@@ -52,6 +52,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._conditional_gaussian import conditional_factor
 from ._depth_grid import DepthGrid
+from ._field_space import append_pairs, field_memory, field_noise_init, keyed_pair_white
 from ._gaussian_products import AbstractGaussianProduct
 from ._host_particles import HostParticles, HostSlice
 from ._matrices import AbstractMatrixSource
@@ -61,10 +62,6 @@ from ._representations import (
     DIRECTIONS,
     AbstractRepresentation,
     FieldNoise,
-    append_pairs,
-    field_memory,
-    field_noise_init,
-    keyed_pair_white,
     representation_keys,
     weight_keys,
 )

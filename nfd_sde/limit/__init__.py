@@ -9,10 +9,7 @@ from ._groups import (
     jit_step as jit_step,
 )
 from ._plan import (
-    FIELD_BIAS as FIELD_BIAS,
-    RNG_COST as RNG_COST,
     LimitPlan as LimitPlan,
-    limit_costs as limit_costs,
     plan_for as plan_for,
     plan_limit as plan_limit,
 )

@@ -25,13 +25,8 @@ import dataclasses
 import jax
 
 from solvers import (
-    FIELD_BIAS,
-    RNG_COST,
     AbstractRepresentation,
-    FieldSpace,
     ProblemSizes,
-    TwoSidedFieldSpace,
-    WeightSpace,
     largest_divisor,
 )
 
@@ -93,27 +88,6 @@ class LimitPlan:
             f"plan: {self.kind.label} space, {where}, about {self.gigabytes:.3g} GB per "
             f"device; {self.reason}"
         )
-
-
-def limit_costs(
-    *,
-    particles: int,
-    depth_steps: int,
-    stored: int,
-    batch: int,
-    eval_size: int,
-    weights: int = 1,
-    two_sided: bool = False,
-    field_bias: float = FIELD_BIAS,
-    rng_cost: float = RNG_COST,
-) -> tuple[float, float]:
-    """(field cost, weight cost) per training step, in multiply-adds, from the representations'
-    own cost models; `two_sided`: the field space of standard backprop."""
-    sizes = ProblemSizes(
-        particles, depth_steps, stored, batch + eval_size, batch, weights, field_bias, rng_cost
-    )
-    field = TwoSidedFieldSpace if two_sided else FieldSpace
-    return field.cost(sizes), WeightSpace.cost(sizes)
 
 
 def plan_limit(

@@ -37,13 +37,12 @@ from ._config import (
     SolverConfig as SolverConfig,
     TrainingConfig as TrainingConfig,
     config_from_dict as config_from_dict,
-    load_config as load_config,
-    parse_override as parse_override,
     supported_representations as supported_representations,
     to_dict as to_dict,
     with_profiles as with_profiles,
 )
 from ._config_fields import config_table as config_table
+from ._config_files import load_config as load_config, parse_override as parse_override
 from ._data import DataStream as DataStream, load_stream as load_stream
 from ._files import write_atomic as write_atomic
 from ._losses import (

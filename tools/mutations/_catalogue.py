@@ -82,7 +82,7 @@ CATALOGUE = (
     ),
     Mutation(
         "backward-noise-unconditioned",
-        "solvers/_representations.py",
+        "solvers/_field_space.py",
         'inputs, field = history[conditioning[w][side]], noise[f"{w}.{direction}"]',
         'inputs, field = history[conditioning[w][side]] * (side == 0), noise[f"{w}.{direction}"]',
         (CONDITIONING, FIELD_SPACE, FIELD_VS_WEIGHT),
@@ -90,7 +90,7 @@ CATALOGUE = (
     ),
     Mutation(
         "forward-noise-unconditioned",
-        "solvers/_representations.py",
+        "solvers/_field_space.py",
         'inputs, field = history[conditioning[w][side]], noise[f"{w}.{direction}"]',
         'inputs, field = history[conditioning[w][side]] * (side == 1), noise[f"{w}.{direction}"]',
         (FIELD_SPACE, FIELD_VS_WEIGHT),

@@ -17,6 +17,10 @@ from matplotlib.figure import Figure
 from ...model import Result, interval95
 from ._records import write_text
 
+# finite networks' styles by backward mode: standard backprop dashed, with triangles
+MARKERS = {"standard": "^", "decoupled": "s"}
+LINESTYLES = {"standard": "--", "decoupled": "-"}
+
 DPI = 150
 LIMIT_STYLE = dict(color="black", linewidth=3.0, zorder=3)
 
@@ -81,7 +85,7 @@ def plot_overlay(limit: Result, finite: Mapping[str, Result], path: str | Path) 
         name = label_with_status(name, result)
         style = dict(color=colour, linestyle=_linestyle(result), label=name)
         loss_ax.plot(steps, np.asarray(result.loss_eval), marker="o", markersize=3, **style)
-        marker = "^" if result.producer.get("backward") == "standard" else "s"
+        marker = MARKERS.get(result.producer.get("backward"), "s")
         pred_ax.plot(inputs, f[-1, order], marker, color=colour, alpha=0.85, label=name)
         gap = np.sqrt(np.mean((f - f_limit) ** 2, axis=-1))
         gap_ax.plot(steps, gap, marker="o", markersize=3, **style)
@@ -169,7 +173,7 @@ def _colours_by_width(results: Iterable[Result]) -> list[tuple[float, ...]]:
 
 
 def _linestyle(result: Result) -> str:
-    return "--" if result.producer.get("backward") == "standard" else "-"
+    return LINESTYLES.get(result.producer.get("backward"), "-")
 
 
 def _limit_label(result: Result) -> str:

@@ -12,6 +12,11 @@ from ._depth_reference import (
 )
 from ._fits import expected_line as expected_line
 from ._kernel_plots import plot_kernels_along_depth as plot_kernels_along_depth
+from ._modes import (
+    LIMIT_MODE as LIMIT_MODE,
+    has_both_modes as has_both_modes,
+    tends_to_the_limit as tends_to_the_limit,
+)
 from ._plots import FIGURES as FIGURES, plot_compare as plot_compare
 from ._report import (
     describe_fit as describe_fit,

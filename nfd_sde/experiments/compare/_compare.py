@@ -42,6 +42,7 @@ from ...model import Config, DataStream, run_meta, to_dict
 from ..common import count, sizes
 from ._depth_reference import AbstractDepthReference, depth_reference_of
 from ._fits import fit_rates
+from ._modes import tends_to_the_limit
 from ._runs import limit_solves, pair_means, per_seed_runs, width_ensembles
 from ._store import RunStore
 from ._summary import diverged, noise, summarise
@@ -241,7 +242,7 @@ class _Rounds:
         wanted = 0.0
         for (mode, depth), arrays in cells.items():
             limit = self.limits[self.steps_of[depth]]
-            if mode != "decoupled" or diverged(arrays)[0] or diverged(limit)[0]:
+            if not tends_to_the_limit(mode) or diverged(arrays)[0] or diverged(limit)[0]:
                 continue
             finite = pair_means(arrays["f_eval"], self.antithetic)
             reference = pair_means(limit["f_eval"], self.antithetic)

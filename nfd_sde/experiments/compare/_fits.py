@@ -18,6 +18,7 @@ import numpy as np
 from solvers import fit_loglog
 
 from ..common import rate_caveats
+from ._modes import tends_to_the_limit
 
 EXPECTED = {"bias": -1.0, "fluctuation": -0.5, "depth": -1.0}
 
@@ -30,7 +31,7 @@ def fit_rates(grid: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     for mode in grid["modes"]:
         bias, fluct, depth = (summary[name][mode] for name in ("bias", "fluctuation", "depth"))
         # the standard network tends to the gap, not to the NFD: no expected rate for its bias
-        quantity = "bias" if mode == "decoupled" else "bias (standard)"
+        quantity = "bias" if tends_to_the_limit(mode) else "bias (standard)"
         fits[f"bias_{mode}"] = [
             _fit(widths, [row[j] for row in bias], quantity, depth=d) for j, d in enumerate(depths)
         ]

@@ -34,6 +34,7 @@ from ..common import (
 )
 from ._fits import expected_line
 from ._kernel_plots import plot_compare_kernels
+from ._modes import tends_to_the_limit
 
 FIGURES = {
     "bias": "bias.png",
@@ -85,7 +86,7 @@ def plot_bias(data: Mapping[str, Any], path: str | Path) -> Figure:
                 fit = fits[f"{name}_{mode}"][j]
                 label = f"{mode} L = {depth}{_fit_label(fit)}"
                 _points(ax, grid["widths"], cells, color=colour, label=label, **MODE_STYLE[mode])
-                if mode == "decoupled":
+                if tends_to_the_limit(mode):
                     _fit_line(ax, fit, color=colour)
         _expected(ax, fits[f"{name}_decoupled"][-1], "n")
         what = "|E f - f_limit(M = L)|" if name == "bias" else "sqrt(tr Var f), one network"

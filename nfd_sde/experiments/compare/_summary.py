@@ -21,6 +21,7 @@ from solvers import (
 )
 
 from ._depth_reference import AbstractDepthReference
+from ._modes import has_both_modes
 from ._runs import KERNELS, pair_means
 
 
@@ -127,7 +128,7 @@ def summarise(
         else None
     )
     summary["depth_reference"] = {"name": reference.name, "description": reference.description}
-    if {"standard", "decoupled"} <= set(modes):
+    if has_both_modes(modes):
         gaps = [[gap_groups(w, d) for d in depths] for w in widths]
         summary["gap"] = [[distance(g) for g in row] for row in gaps]
         summary["gap_infinite_width"] = [

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..common import LIMIT_STYLE, draw_band, new_figure, palette, save_figure
-from ..compare import expected_line
+from ..compare import expected_line, tends_to_the_limit
 
 COLOURS = {"decoupled": "tab:blue", "standard": "tab:red"}
 
@@ -34,7 +34,7 @@ def _losses(ax, summary: dict[str, Any]) -> None:
     limit_se = summary["limit_loss_eval_stderr"]
     if limit_se is not None:
         draw_band(ax, steps, limit, 1.96 * np.asarray(limit_se, float), color="black")
-    rows = [r for r in summary["rows"] if r["mode"] == "decoupled"]
+    rows = [r for r in summary["rows"] if tends_to_the_limit(r["mode"])]
     for row, colour in zip(rows, palette(len(rows))):
         mean = np.asarray(row["loss_eval"], dtype=float)
         ax.plot(steps, mean, "o-", color=colour, markersize=3, label=f"n = {row['width']}")
@@ -57,14 +57,15 @@ def _distances(ax, summary: dict[str, Any]) -> None:
         chosen = [r for r in rows if r["mode"] == mode]
         colour = COLOURS[mode]
         resolved = [r for r in chosen if r["resolved"]]
+        nfd = tends_to_the_limit(mode)
         label = (
             "decoupled (the NFD's network), 95% interval"
-            if mode == "decoupled"
+            if nfd
             else "standard backprop (tends to the gap)"
         )
-        marker = "o" if mode == "decoupled" else "^"
-        shift = 1.0 if mode == "decoupled" else 1.06  # side by side, not on top of each other
-        fill = colour if mode == "decoupled" else "none"
+        marker = "o" if nfd else "^"
+        shift = 1.0 if nfd else 1.06  # side by side, not on top of each other
+        fill = colour if nfd else "none"
         if chosen:
             ax.plot([], [], marker=marker, mfc=fill, color=colour, linestyle="none", label=label)
         if resolved:
@@ -77,7 +78,7 @@ def _distances(ax, summary: dict[str, Any]) -> None:
         for r in chosen:
             if not r["resolved"]:
                 _upper_limit(ax, shift * r["width"], r["high"], colour)
-    decoupled = [r for r in rows if r["mode"] == "decoupled"]
+    decoupled = [r for r in rows if tends_to_the_limit(r["mode"])]
     if any(not r["resolved"] for r in rows):
         ax.plot([], [], linestyle="none", marker="$\\downarrow$", color="grey", markersize=10,
                 label="not resolved: below the bar")  # fmt: skip
