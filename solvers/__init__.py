@@ -57,6 +57,7 @@ from ._representation_costs import (
     RepresentationMemory as RepresentationMemory,
 )
 from ._representations import (
+    DIRECTIONS as DIRECTIONS,
     AbstractRepresentation as AbstractRepresentation,
     EmptyParticles as EmptyParticles,
     FieldNoise as FieldNoise,

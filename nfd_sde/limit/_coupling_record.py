@@ -15,9 +15,9 @@ depth step m, the record holds mean squares over particles and pairs of
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..model import AbstractBlock
+from solvers import DIRECTIONS
 
-DIRECTIONS = ("forward", "backward")
+from ..model import AbstractBlock
 
 
 def empty_record(block: AbstractBlock, dtype) -> Float[Array, "directions weights 0 3"]:
