@@ -177,6 +177,7 @@ class Transfer(AbstractExperiment):
         return load_with_flags(args.config, args.overrides, {})
 
     def run(self, config, stream, args, *, key) -> dict[str, Any]:
+        # seed s of the sweep initialises with jax.random.key(s), s = run.seed, run.seed + 1, ...
         return run_transfer(
             config,
             depths=args.depths,
