@@ -15,7 +15,7 @@ def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray
     steps, Delta u_m = Delta W_{m+1,1} phi(H^0_m) / sqrt(n), rms over particles and step 0's
     minibatch (whose features are stored), at every depth step m; (groups, M). One depth level:
     the n -> infinity limit of the depth-M network, which finite networks of depth L = M
-    approach (`experiments.collapse_diagnostic` measures them the same way)."""
+    approach (`experiments.run_collapse` measures them the same way)."""
     if not block_of(config).has_first:
         raise ValueError("first-layer changes need model.block='two_layer'")
     config = config.replace(solver={"levels": 1})
