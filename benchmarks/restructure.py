@@ -59,7 +59,9 @@ MEASURES = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--before", required=True, help="source tree of the commit before the restructure")
+    parser.add_argument(
+        "--before", required=True, help="source tree of the commit before the restructure"
+    )
     parser.add_argument("--after", default=str(ROOT), help="tree after (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=20, help="direct steps per process")

@@ -136,7 +136,7 @@ def ensemble_check() -> dict:
         "difference": max(
             relative(losses_sharded, losses_one), relative(steps_sharded.outputs, steps_one.outputs)
         ),
-        "input_devices": len(sharded.hidden.sharding.device_set),
+        "input_devices": len(sharded.readin.sharding.device_set),
         "output_devices": len(losses_sharded.sharding.device_set),
         "output_spec": str(losses_sharded.sharding.spec),
     }

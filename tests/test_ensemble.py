@@ -88,7 +88,7 @@ def test_common_noise_weights_are_iid_standard_normal():
     config = load_config(None, [f"network.width={width}", "network.backward=decoupled"])
     key = jax.random.key(11)
     model = make_network(config, depth=depth, key=key, depth_refinement=refinement)
-    weights = np.asarray(model.hidden, dtype=float)
+    weights = np.asarray(model.hidden["hidden"], dtype=float)
     entries = weights.size
     _within(weights.mean(), 0.0, 1 / math.sqrt(entries), "mean")
     _within(weights.var(), 1.0, math.sqrt(2 / entries), "variance")
@@ -100,14 +100,15 @@ def test_common_noise_weights_are_iid_standard_normal():
     correlations = np.corrcoef(per_layer)
     off = correlations[~np.eye(depth, dtype=bool)]
     assert np.all(np.abs(off) < 4 / math.sqrt(per_layer.shape[1])), correlations
-    backward = weights + np.asarray(model.backward_hidden, dtype=float)  # W~(0)
+    backward = weights + np.asarray(model.backward_offsets["hidden"], dtype=float)  # W~(0)
     _within(
         np.corrcoef(weights.ravel(), backward.ravel())[0, 1], 0.0, 1 / math.sqrt(entries), "W, W~"
     )
 
     # exactly the normalised sums of the depth-16 network's layers from the same key
     deep = make_network(config, depth=depth * refinement, key=key)
-    blocks = np.asarray(deep.hidden, dtype=float).reshape(depth, refinement, width, width)
+    blocks = np.asarray(deep.hidden["hidden"], dtype=float)
+    blocks = blocks.reshape(depth, refinement, width, width)
     np.testing.assert_allclose(weights, blocks.sum(axis=1) / math.sqrt(refinement), atol=1e-5)
     _within(
         np.corrcoef(weights[0].ravel(), blocks[0, 0].ravel())[0, 1],
@@ -123,7 +124,7 @@ def test_ensemble_seeds_are_independent():
     config = load_config(None, ["network.width=32", "network.depth=2"])
     keys = jax.random.split(jax.random.key(2), 2)
     models = ensemble_networks(config, keys=keys, depth_refinement=2, antithetic=True)
-    hidden = np.asarray(models.hidden, dtype=float).reshape(4, -1)
+    hidden = np.asarray(models.hidden["hidden"], dtype=float).reshape(4, -1)
     _within(np.corrcoef(hidden[0], hidden[2])[0, 1], 0.0, 1 / math.sqrt(hidden.shape[1]), "seeds")
     np.testing.assert_array_equal(hidden[0], hidden[1])
     np.testing.assert_array_equal(models.readout[1], -models.readout[0])

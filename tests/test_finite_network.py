@@ -147,7 +147,7 @@ def _first_step_changes(width: int, depth: int, seeds: int = FIRST_STEP_SEEDS) -
     @jax.jit
     def changes(key):
         decoupled = make_network(config, width=width, depth=depth, backward="decoupled", key=key)
-        standard = eqx.tree_at(lambda m: m.backward_hidden, decoupled, None)
+        standard = eqx.tree_at(lambda m: m.backward_offsets, decoupled, None)
         out = []
         for model in (standard, decoupled):
             optimizer, opt_state = init_optimizer(config, model)
@@ -245,9 +245,11 @@ def _trainable_grads(model, x, y, forward):
 
 
 def _groups(model):
-    return [
-        g for g in ("readin", "hidden", "hidden_first", "readout") if getattr(model, g) is not None
-    ]
+    return list(model.parameter_groups())
+
+
+def _group(model, name):
+    return model.parameter_groups()[name]
 
 
 @pytest.mark.parametrize("block", ["one_layer", "two_layer"])
@@ -262,15 +264,15 @@ def test_standard_gradients_and_sgd_update(block, block_order):
         plain = _trainable_grads(model, x, y, lambda m, x: m.unrolled_outputs(x))
         for group in _groups(model):
             # float64 round-off through ~20 ops in a different order: 1e-10 relative.
-            assert _rel(getattr(scanned, group), getattr(plain, group)) < 1e-10, group
+            assert _rel(_group(scanned, group), _group(plain, group)) < 1e-10, group
 
         # One sgd_step moves every group by -eta * m_P * grad_P (m_P from `_scales`).
         optimizer, opt_state = init_optimizer(config, model)
         new, _, _ = sgd_step(model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0,))
         multipliers = lr_multipliers(config, 24, 6)
         for group in _groups(model):
-            expected = -config.training.eta * multipliers[group] * getattr(plain, group)
-            moved = getattr(new, group) - getattr(model, group)
+            expected = -config.training.eta * multipliers[group] * _group(plain, group)
+            moved = _group(new, group) - _group(model, group)
             if group == "readout":  # eta_v = 0 freezes v exactly
                 assert np.all(moved == 0)
             else:
@@ -296,27 +298,22 @@ def test_decoupled_gradients(block):
         reference = _trainable_grads(standard, x, y, forward)
 
         zero_offsets = eqx.tree_at(
-            lambda m: (m.backward_hidden, m.backward_hidden_first),
+            lambda m: m.backward_offsets,
             decoupled,
-            (
-                jnp.zeros_like(decoupled.backward_hidden),
-                None
-                if decoupled.backward_hidden_first is None
-                else jnp.zeros_like(decoupled.backward_hidden_first),
-            ),
-            is_leaf=lambda a: a is None,
+            jax.tree.map(jnp.zeros_like, decoupled.backward_offsets),
         )
         zero = _trainable_grads(zero_offsets, x, y, forward)
         for group in _groups(standard):
             # W + 0 = W exactly, so the same floating-point operations run.
-            np.testing.assert_array_equal(getattr(zero, group), getattr(reference, group))
+            np.testing.assert_array_equal(_group(zero, group), _group(reference, group))
 
         other = _trainable_grads(decoupled, x, y, forward)
         # v's gradient and the top block's never see a backward weight: identical.
         np.testing.assert_array_equal(other.readout, reference.readout)
-        np.testing.assert_allclose(other.hidden[-1], reference.hidden[-1], rtol=1e-12)
+        top, top_reference = other.hidden["hidden"][-1], reference.hidden["hidden"][-1]
+        np.testing.assert_allclose(top, top_reference, rtol=1e-12)
         # Below the top, independent backward noise changes the gradient at O(1).
-        assert _rel(other.hidden[0], reference.hidden[0]) > 0.1
+        assert _rel(other.hidden["hidden"][0], reference.hidden["hidden"][0]) > 0.1
         assert _rel(other.readin, reference.readin) > 0.1
 
 
@@ -334,8 +331,8 @@ def test_gradient_paths_follow_the_backward_recursion(backward):
         dphi = activation("tanh").derivative
         chi = MSE().derivative(outputs, y)
         expected = (chi @ model.readout) * dphi(stream[-1])
-        offsets = model.backward_hidden
-        backward_weights = model.hidden if offsets is None else model.hidden + offsets
+        weights, offsets = model.hidden["hidden"], model.backward_offsets
+        backward_weights = weights if offsets is None else weights + offsets["hidden"]
         expected_paths = [expected]
         for layer in range(model.depth, 0, -1):
             g = expected_paths[-1]
@@ -442,7 +439,7 @@ def _two_layer_changes() -> dict[float, np.ndarray]:
             model = make_network(config, width=width, depth=depth, key=key)
             _, stream = model.residual_stream(x)
             phi_h = model.features(stream[:-1])
-            u = jnp.einsum("lij,lbj->lbi", model.hidden_first, phi_h) * model.matmul_scale
+            u = jnp.einsum("lij,lbj->lbi", model.hidden["hidden_first"], phi_h) * model.matmul_scale
             out = []
             for c in exponents:
                 optimizer, opt_state = init_optimizer(
@@ -451,9 +448,9 @@ def _two_layer_changes() -> dict[float, np.ndarray]:
                 new, _, _ = sgd_step(
                     model, opt_state, x, y, optimizer=optimizer, loss=MSE(), layers=(0,)
                 )
-                delta_first = new.hidden_first - model.hidden_first
+                delta_first = new.hidden["hidden_first"] - model.hidden["hidden_first"]
                 delta_u = jnp.einsum("lij,lbj->lbi", delta_first, phi_h) * model.matmul_scale
-                delta_second = new.hidden - model.hidden
+                delta_second = new.hidden["hidden"] - model.hidden["hidden"]
                 block_change = (
                     model.branch_scales[:, None, None]
                     * jnp.einsum("lij,lbj->lbi", delta_second, jax.nn.relu(u))

@@ -18,7 +18,7 @@ from ._plan import (
     network_bytes as network_bytes,
     plan_finite as plan_finite,
 )
-from ._resnet import PARAMETER_GROUPS as PARAMETER_GROUPS, ResNet as ResNet
+from ._resnet import ResNet as ResNet
 from ._trainer import (
     AbstractRecorder as AbstractRecorder,
     EvalKernels as EvalKernels,

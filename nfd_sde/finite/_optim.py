@@ -2,7 +2,9 @@
 
     P <- P - eta * m_P * grad_P(loss),    m_P = eta_P * gamma0^2 * n  (from `_scales`)
 
-per parameter group P in {U (readin), W_l (hidden), W_{l,1} (hidden_first), v (readout)}. The
+per parameter group P: U (readin), the block's weight groups (`AbstractBlock.weight_groups`: W_l
+"hidden", and W_{l,1} "hidden_first" in two-layer blocks), v (readout), as
+`ResNet.parameter_groups` lists them and `nfd_sde.model.lr_multipliers` scales them. The
 multipliers are a pytree shaped like the trainable part of the model (`eqx.filter(model,
 model.trainable_filter())`); a multiplier 0 freezes its group. Backward offsets and branch scales
 are not in that pytree, so they are never updated.
@@ -14,7 +16,7 @@ import optax
 from jaxtyping import PyTree
 
 from ..model import Config, lr_multipliers
-from ._resnet import PARAMETER_GROUPS, ResNet
+from ._resnet import ResNet
 
 
 def trainable_parameters(model: ResNet) -> PyTree:
@@ -27,12 +29,12 @@ def mup_multipliers(config: Config, model: ResNet) -> PyTree:
 
     Hidden groups carry shape (depth, 1, 1) so they broadcast against the stacked weights.
     """
-    groups = [g for g in PARAMETER_GROUPS if getattr(model, g) is not None]
     multipliers = lr_multipliers(config, model.width, model.depth)
+    groups = model.parameter_groups()
     return eqx.tree_at(
-        lambda m: [getattr(m, g) for g in groups],
+        lambda m: [m.parameter_groups()[name] for name in groups],
         trainable_parameters(model),
-        replace=[multipliers[g].astype(getattr(model, g).dtype) for g in groups],
+        replace=[multipliers[name].astype(array.dtype) for name, array in groups.items()],
     )
 
 

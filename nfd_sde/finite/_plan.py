@@ -3,7 +3,8 @@
 The bound is `solver.memory_limit_gb`, the one the limit's plan uses (`nfd_sde.limit.plan_limit`),
 resolved in one place (`nfd_sde.model.memory_limit_gb`; "auto": 75% of what a GPU reports, else
 8 GB). Memory model, per member (one network; an antithetic pair is two), for width n, depth L,
-w hidden matrices per block (1: one-layer, 2: two-layer blocks), r = depth_refinement, itemsize s:
+w hidden matrices per block (its weight groups, `AbstractBlock.weight_groups`: 1 for one-layer,
+2 for two-layer blocks), r = depth_refinement, itemsize s:
 
   weights:     copies x w L n^2 x s, copies = 4 (the weights before and after a step, their
                gradient and the update) + 4 for the decoupled backward offsets + r (the draws
@@ -81,7 +82,8 @@ def plan_finite(
     limit = memory_limit_gb(config)
     if needed <= limit * 1e9:
         return FinitePlan(needed, limit, members * pairs)
-    blocks = "two-layer blocks, " if len(block_of(config).weights) > 1 else ""
+    per_block = len(block_of(config).weight_groups)
+    blocks = f"{per_block} matrices per block, " if per_block > 1 else ""
     offsets = "backward offsets, " if network.mode.has_backward_offsets else ""
     many = f" x {members * pairs} networks trained at once" if members * pairs > 1 else ""
     reduce = "network.width or network.depth"
@@ -101,8 +103,8 @@ def plan_finite(
 
 
 def _blocks_matrices(config: Config) -> int:
-    """w L: the hidden matrices of the network (two per block for two-layer blocks)."""
-    return config.network.depth * len(block_of(config).weights)
+    """w L: the hidden matrices of the network, one per weight group of each block."""
+    return config.network.depth * len(block_of(config).weight_groups)
 
 
 def _itemsize(config: Config) -> int:

@@ -9,6 +9,12 @@ weights are stacked and scanned over, so compile time does not grow with depth. 
 weights are stored as fixed offsets D = W~(0) - W(0), consumed by `branch_matmul`; they, the branch
 scales and the readout scale are never trained (`trainable_filter`).
 
+The hidden matrices are the block's weight groups (`AbstractBlock.weight_groups`), one stacked
+array per group under its parameter name ("hidden": W_l, or a two-layer block's output layer
+W_{l,2}; "hidden_first": W_{l,1}). The key is split into U's, S forward draws, v's and S backward
+draws (S the number of groups, at least `DRAWS`), and the groups take the draws from the output
+layer backwards: one- and two-layer networks of one key share U, v and the output layer.
+
 `depth_refinement = r` builds each of the L layers' initial weights as the normalised sum of r
 layers of a depth-rL network drawn from the same key, W_l(0) = (W'_{r(l-1)+1} + ... + W'_{rl}) /
 sqrt(r), again i.i.d. N(0, 1): networks of depths L and rL from one key then share their noise
@@ -39,24 +45,21 @@ from ..model import (
     readout_scale,
 )
 
-# The trainable parameter groups: field names, which are also the keys of `lr_multipliers`.
-PARAMETER_GROUPS = ("readin", "hidden", "hidden_first", "readout")
+DRAWS = 2  # the fewest forward (and backward) draws of hidden weights a key is split into
 
 
 class ResNet(eqx.Module):
     """Width-n, depth-L ResNet under depth-muP, built from a `Config` (spec section 1).
 
-    `hidden` holds W_l (or W_{l,2}, the block's output layer) for l = 1..L stacked along the
-    first axis; `hidden_first` holds W_{l,1} of two-layer blocks (None otherwise). The
-    `backward_*` offsets are None for standard backprop.
+    `hidden[name]` holds the block's matrix `name` (`WeightGroup.parameter`) for l = 1..L
+    stacked along the first axis; `backward_offsets`, under the same names, is None for standard
+    backprop.
     """
 
     readin: Float[Array, "width dim"]
-    hidden: Float[Array, "depth width width"]
-    hidden_first: Float[Array, "depth width width"] | None
+    hidden: dict[str, Float[Array, "depth width width"]]
     readout: Float[Array, "outputs width"]
-    backward_hidden: Float[Array, "depth width width"] | None
-    backward_hidden_first: Float[Array, "depth width width"] | None
+    backward_offsets: dict[str, Float[Array, "depth width width"]] | None
     branch_scales: Float[Array, " depth"]
     readout_scale: Float[Array, ""]
     block: AbstractBlock
@@ -79,28 +82,30 @@ class ResNet(eqx.Module):
         self.mode = backward_mode(backward)
         model = config.model
         self.block = block_of(config)
-        readin_key, hidden_key, first_key, readout_key, tilde_key, tilde_first_key = (
-            jax.random.split(key, 6)
-        )
+        groups = self.block.weight_groups
+        draws = max(DRAWS, len(groups))
+        keys = jax.random.split(key, 2 + 2 * draws)
+        readin_key, forward_keys = keys[0], keys[1 : 1 + draws]
+        readout_key, backward_keys = keys[1 + draws], keys[2 + draws :]
         dtype = jnp.result_type(float)
 
         def hidden_weights(k):
             return _layer_weights(k, depth, width, dtype, depth_refinement)
 
+        # draw i: the i-th matrix counted from the output layer backwards
+        draw = {group.parameter: i for i, group in enumerate(reversed(groups))}
         self.readin = jax.random.normal(readin_key, (width, model.dim), dtype)
-        self.hidden = hidden_weights(hidden_key)
-        self.hidden_first = hidden_weights(first_key) if self.block.has_first else None
+        self.hidden = {
+            group.parameter: hidden_weights(forward_keys[draw[group.parameter]]) for group in groups
+        }
         self.readout = jax.random.normal(readout_key, (model.outputs, width), dtype)
         if self.mode.has_backward_offsets:
-            self.backward_hidden = hidden_weights(tilde_key) - self.hidden
-            self.backward_hidden_first = (
-                hidden_weights(tilde_first_key) - self.hidden_first
-                if self.block.has_first
-                else None
-            )
+            self.backward_offsets = {
+                name: hidden_weights(backward_keys[draw[name]]) - weights
+                for name, weights in self.hidden.items()
+            }
         else:
-            self.backward_hidden = None
-            self.backward_hidden_first = None
+            self.backward_offsets = None
         self.branch_scales = jnp.asarray(branch_scales(config, depth), dtype)
         self.readout_scale = jnp.asarray(readout_scale(config, width), dtype)
         self.activation = activation_of(config)
@@ -110,11 +115,11 @@ class ResNet(eqx.Module):
 
     @property
     def width(self) -> int:
-        return self.hidden.shape[1]
+        return self.readin.shape[-2]
 
     @property
     def depth(self) -> int:
-        return self.hidden.shape[0]
+        return self.branch_scales.shape[-1]
 
     @property
     def backward(self) -> str:
@@ -127,13 +132,7 @@ class ResNet(eqx.Module):
 
     def layers(self) -> BlockLayer:
         """The stacked layers, as the scan over depth reads them."""
-        return BlockLayer(
-            self.hidden,
-            self.hidden_first,
-            self.backward_hidden,
-            self.backward_hidden_first,
-            self.branch_scales,
-        )
+        return BlockLayer(self.hidden, self.backward_offsets, self.branch_scales)
 
     def read_in(self, x: Float[Array, "batch dim"]) -> Float[Array, "batch width"]:
         return x @ self.readin.T * self.input_scale
@@ -181,24 +180,24 @@ class ResNet(eqx.Module):
         and its compile time grows with depth.
         """
         h = self.read_in(x)
-        layers = self.layers()
         for layer in range(self.depth):
-            weights = BlockLayer(
-                layers.hidden[layer],
-                None if layers.first is None else layers.first[layer],
-                None,
-                None,
-                layers.scale[layer],
-            )
+            weights = {name: stacked[layer] for name, stacked in self.hidden.items()}
+            weights = BlockLayer(weights, None, self.branch_scales[layer])
             h = self.block.apply(self.activation, h, weights, self.matmul_scale)
         return self.read_out(h)
+
+    def parameter_groups(self) -> dict[str, Float[Array, "..."]]:
+        """The trained arrays by group, the keys of `lr_multipliers`: "readin" (U), the block's
+        weight groups by parameter name, "readout" (v)."""
+        hidden = {g.parameter: self.hidden[g.parameter] for g in self.block.weight_groups}
+        return {"readin": self.readin, **hidden, "readout": self.readout}
 
     def trainable_filter(self) -> PyTree[bool]:
         """Filter spec for `eqx.partition`: True on U, the W's and v; False elsewhere."""
         spec = jax.tree.map(lambda _: False, self)
-        groups = [g for g in PARAMETER_GROUPS if getattr(self, g) is not None]
+        groups = len(self.parameter_groups())
         return eqx.tree_at(
-            lambda m: [getattr(m, g) for g in groups], spec, replace=[True] * len(groups)
+            lambda m: list(m.parameter_groups().values()), spec, replace=[True] * groups
         )
 
 

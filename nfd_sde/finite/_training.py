@@ -85,7 +85,7 @@ def _backward_pass(model: ResNet, x, y, loss: AbstractLoss):
     loss is the per-example d ell_b / d h_l(x_b).
     """
     params, rest = eqx.partition(model, model.trainable_filter())
-    probes = jnp.zeros((model.depth + 1, x.shape[0], model.width), model.hidden.dtype)
+    probes = jnp.zeros((model.depth + 1, x.shape[0], model.width), model.readin.dtype)
     grads, (outputs, stream, per_example) = jax.grad(_summed_loss, has_aux=True)(
         (params, probes), rest, x, y, loss
     )

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ..model import Config, DataStream, block_of
+from ..model import Config, DataStream, TwoLayer, block_of
 from ._groups import build_groups, run_groups
 from ._plan import plan_for
 
@@ -16,7 +16,7 @@ def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray
     minibatch (whose features are stored), at every depth step m; (groups, M). One depth level:
     the n -> infinity limit of the depth-M network, which finite networks of depth L = M
     approach (`experiments.run_collapse` measures them the same way)."""
-    if not block_of(config).has_first:
+    if not isinstance(block_of(config), TwoLayer):
         raise ValueError("first-layer changes need model.block='two_layer'")
     config = config.replace(solver={"levels": 1})
     plan = plan_for(config, stream)

@@ -35,6 +35,7 @@ from ..model import (
     DataStream,
     block_of,
     host_memory_bytes,
+    lr_exponent,
     memory_limit_gb,
     supported_representations,
 )
@@ -112,7 +113,7 @@ def plan_limit(
         stored,
         batch + eval_size,
         batch,
-        weights=len(block_of(config).weights),
+        weights=len(block_of(config).weight_groups),
         stored_arrays=len(block_of(config).stored),
     )
     candidates = sorted(solver.representations, key=lambda r: r.cost(sizes))
@@ -183,7 +184,7 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     n_part, m, stored, new = sizes.particles, sizes.depth_steps, sizes.stored, sizes.new
     itemsize = 8 if config.run.dtype == "float64" else 4
     history = len(block.stored) * m * n_part * stored
-    paths = 3 * (m + 1) * n_part * new * (2 if block.has_first else 1)
+    paths = 3 * (m + 1) * n_part * new * len(block.weight_groups)  # a state path per group
     params = n_part * (dim + config.model.outputs)
     memory = kind.memory(sizes)
     groups = solver.groups
@@ -285,15 +286,15 @@ def _check_levels(config: Config) -> None:
     solver = config.solver
     if solver.levels == 1:
         return
-    exponent = config.training.first_layer_exponent
-    if block_of(config).has_first and exponent > 0:
-        raise ValueError(
-            f"two-layer blocks with training.first_layer_exponent={exponent} > 0 have no "
-            "infinite-depth limit: the first layer's update enters the backward pass (and, with "
-            "standard backprop, the forward pass) coherently and grows like L^c "
-            "(docs/two_layer.md), so there is nothing to extrapolate to. Set "
-            "solver.levels=1 for the n -> infinity limit of the depth-M network, or c <= 0"
-        )
+    for group in block_of(config).weight_groups:
+        if (exponent := lr_exponent(config, group)) > 0:
+            raise ValueError(
+                f"{config.model.block} blocks with training.{group.exponent}={exponent} > 0 have "
+                f"no infinite-depth limit: {group.limit}'s update (at eta L^c) enters the backward "
+                "pass (and, with standard backprop, the forward pass) coherently and grows like "
+                "L^c (docs/two_layer.md): nothing to extrapolate to. Set solver.levels=1 for the "
+                "n -> infinity limit of the depth-M network, or c <= 0"
+            )
     coarsest = solver.depth_steps // 2 ** (solver.levels - 1)
     off_grid = [
         t for t in config.run.kernel_depths if abs(t * coarsest - round(t * coarsest)) > 1e-9

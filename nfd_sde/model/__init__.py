@@ -85,6 +85,7 @@ from ._scales import (
     input_scale as input_scale,
     limit_coefficients as limit_coefficients,
     limit_rates as limit_rates,
+    lr_exponent as lr_exponent,
     lr_multipliers as lr_multipliers,
     matmul_scale as matmul_scale,
     readout_scale as readout_scale,
@@ -96,3 +97,4 @@ from ._variants import (
     loss_of as loss_of,
     readout_of as readout_of,
 )
+from ._weight_groups import WeightGroup as WeightGroup

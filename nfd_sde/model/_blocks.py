@@ -6,15 +6,14 @@ A block is one layer of the residual stream, h_{l-1} -> h_l. The finite network 
 initial-weight products of `LimitContext`. Because both sides live in one class, the finite network
 and its limit cannot describe different blocks.
 
-The limit side of a block declares
-* `weights`: the names of its initial weight matrices (each has a forward product, W(0) a, and a
-  backward product, W~(0)^T g: `LimitContext.forward[name]`, `LimitContext.backward[name]`);
-* `stored`: the per-(step, input) quantities of a training pair that later steps need, each
-  (steps, particles, stored pairs): the learned weights act on new pairs only through them;
-* `conditioning[name] = (forward input, backward input)`: which stored quantity each product's
-  new values are conditioned on (what the matrix multiplied before);
-* `network_weights[name] = (weight, offset)`: the finite ResNet's stacked arrays that hold that
-  matrix and its decoupled backward offset (exact cross-checks feed them to the limit).
+A block declares its hidden weight matrices once, as `weight_groups` (`WeightGroup`s: each
+matrix's name in the limit, the finite network's parameter name, its learning rate's depth
+exponent and what its products are conditioned on); `weights` and `conditioning` are read off
+them. Each matrix has a forward product, W(0) a, and a backward product, W~(0)^T g
+(`LimitContext.forward[name]`, `LimitContext.backward[name]`), and its learned terms carry its
+gain (`StepCoefficients.gains[name]`). The limit side also declares `stored`: the per-(step,
+input) quantities of a training pair that later steps need, each (steps, particles, stored
+pairs): the learned weights act on new pairs only through them.
 """
 
 import abc
@@ -26,19 +25,23 @@ from jaxtyping import Array, Float, PyTree
 from solvers import AbstractGaussianProduct
 
 from ._activations import AbstractActivation
+from ._weight_groups import WeightGroup
 
 BLOCK_ORDERS = ("pre", "post")
 
 
 class BlockLayer(eqx.Module):
-    """One layer's weights as the finite network's scan sees them (offsets: decoupled backward
-    weights D = W~(0) - W(0), None for standard backprop)."""
+    """One layer's weights as the finite network's scan sees them, keyed by the block's parameter
+    names (`WeightGroup.parameter`); `offsets`: the decoupled backward weights D = W~(0) - W(0)
+    under the same names, None for standard backprop."""
 
-    hidden: Float[Array, "width width"]
-    first: Float[Array, "width width"] | None
-    offset: Float[Array, "width width"] | None
-    first_offset: Float[Array, "width width"] | None
+    weights: dict[str, Float[Array, "width width"]]
+    offsets: dict[str, Float[Array, "width width"]] | None
     scale: Float[Array, ""]
+
+    def offset(self, name: str) -> Float[Array, "width width"] | None:
+        """The backward offset of matrix `name`, None for standard backprop."""
+        return None if self.offsets is None else self.offsets[name]
 
 
 class StepCoefficients(eqx.Module):
@@ -46,13 +49,14 @@ class StepCoefficients(eqx.Module):
 
     beta (M,): beta(t_m); `drift` (M,): eta gamma0 eta_W eta_lr(t_m) beta(t_m)^2 / B, the
     one-step learning drift; `rate` (M,): eta gamma0 eta_W eta_lr(t_m) / B, the bare learning
-    rate of the hidden weights; `first_gain`: L^c of the first internal layer (two-layer blocks),
-    with L the number of steps of the grid."""
+    rate of the hidden weights; `gains[name]`: M^c, by which every learned term of the block's
+    matrix `name` is multiplied (c its group's learning-rate exponent, `WeightGroup.exponent`; 1
+    where c = 0), with M the number of steps of the grid."""
 
     beta: Float[Array, " steps"]
     drift: Float[Array, " steps"]
     rate: Float[Array, " steps"]
-    first_gain: Float[Array, ""]
+    gains: dict[str, Float[Array, ""]]
 
 
 class LimitContext(eqx.Module):
@@ -70,16 +74,24 @@ class AbstractBlock(eqx.Module):
     (h_l = phi(h_{l-1} + branch(h_{l-1})), finite networks only)."""
 
     name: ClassVar[str]
-    has_first: ClassVar[bool]
-    weights: ClassVar[tuple[str, ...]]
+    weight_groups: ClassVar[tuple[WeightGroup, ...]]
     stored: ClassVar[tuple[str, ...]]
-    conditioning: ClassVar[dict[str, tuple[str, str]]]
-    network_weights: ClassVar[dict[str, tuple[str, str]]]
     order: str = eqx.field(static=True, default="pre")
 
     def __check_init__(self):
         if self.order not in BLOCK_ORDERS:
             raise ValueError(f"block order {self.order!r}; choose one of {BLOCK_ORDERS}")
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The limit's names of the block's matrices, in the order of `weight_groups`."""
+        return tuple(group.limit for group in self.weight_groups)
+
+    @property
+    def conditioning(self) -> dict[str, tuple[str, str]]:
+        """name -> (forward input, backward input): the stored quantities each matrix's new
+        products are conditioned on (what it multiplied before)."""
+        return {group.limit: group.conditioning for group in self.weight_groups}
 
     # ---------------------------------------------------------------- the finite network
 

@@ -21,18 +21,17 @@ from solvers import particle_gram, signed_root
 
 from ._blocks import AbstractBlock
 from ._branch_matmul import branch_matmul
+from ._weight_groups import WeightGroup
 
 
 class OneLayer(AbstractBlock):
     name = "one_layer"
-    has_first = False
-    weights = ("W",)
+    weight_groups = (WeightGroup("W", "hidden", ("features", "grads")),)
     stored = ("features", "grads")
-    conditioning = {"W": ("features", "grads")}
-    network_weights = {"W": ("hidden", "backward_hidden")}
 
     def branch(self, phi, a, layer, matmul_scale):
-        return layer.scale * branch_matmul(a, layer.hidden, layer.offset, matmul_scale)
+        weights = layer.weights["hidden"]
+        return layer.scale * branch_matmul(a, weights, layer.offset("hidden"), matmul_scale)
 
     def forward_state(self, h0):
         return h0
@@ -42,8 +41,9 @@ class OneLayer(AbstractBlock):
 
     def forward_increment(self, h, m, dt, ctx):
         a = ctx.phi(h)
+        drift_rate = ctx.coefficients.drift[m] * ctx.coefficients.gains["W"]
         kernel = particle_gram(ctx.history["features"][m], a)
-        drift = -ctx.coefficients.drift[m] * (ctx.history["grads"][m] @ kernel)
+        drift = -drift_rate * (ctx.history["grads"][m] @ kernel)
         noise = ctx.coefficients.beta[m] * signed_root(dt) * ctx.forward["W"](m, a)
         return drift * dt + noise
 
@@ -55,8 +55,9 @@ class OneLayer(AbstractBlock):
 
     def backward_increment(self, g, m, dt, ctx, forward):
         multiplier = ctx.phi.derivative(forward[m])
+        drift_rate = ctx.coefficients.drift[m] * ctx.coefficients.gains["W"]
         kernel = particle_gram(ctx.history["grads"][m], g)
-        drift = ctx.coefficients.drift[m] * multiplier * (ctx.history["features"][m] @ kernel)
+        drift = drift_rate * multiplier * (ctx.history["features"][m] @ kernel)
         noise = ctx.coefficients.beta[m] * multiplier * ctx.backward["W"](m, g)
         return drift * dt + noise * jnp.sqrt(jnp.abs(dt))
 

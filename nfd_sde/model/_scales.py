@@ -18,6 +18,8 @@ from solvers import DepthGrid
 
 from ._blocks import StepCoefficients
 from ._config import Config
+from ._variants import block_of
+from ._weight_groups import WeightGroup
 
 
 def layer_times(depth: int) -> Float[Array, " depth"]:
@@ -43,20 +45,38 @@ def branch_scales(config: Config, depth: int) -> Float[Array, " depth"]:
     return config.model.beta_profile(layer_times(depth)) / math.sqrt(depth)
 
 
+def lr_exponent(config: Config, group: WeightGroup) -> float:
+    """c: `group` learns at eta L^c in a depth-L network (M^c on an M-step grid), c the
+    `training` field its declaration names (`WeightGroup.exponent`), or 0."""
+    if group.exponent is None:
+        return 0.0
+    try:
+        return getattr(config.training, group.exponent)
+    except AttributeError:
+        raise ValueError(
+            f"weight group {group.limit} declares exponent {group.exponent!r}, which is not a "
+            "field of `training`"
+        ) from None
+
+
 def lr_multipliers(config: Config, width: int, depth: int) -> dict[str, Float[Array, "..."]]:
-    """The muP learning-rate multipliers `eta_P * gamma0^2 * n` per parameter group.
+    """The muP learning-rate multipliers `eta_P * gamma0^2 * n` per parameter group: "readin",
+    the block's weight groups by parameter name (`AbstractBlock.weight_groups`), "readout".
 
     Hidden layers carry the profile eta_lr(t_{l-1}) (shape (L, 1, 1) to broadcast against the
-    stacked weights). In a two-layer block the first internal layer W_{l,1} additionally carries
-    the depth-aware correction L^c, with c = `training.first_layer_exponent`.
+    stacked weights) and the depth factor L^c of their group (`lr_exponent`; in a two-layer block
+    the first internal layer W_{l,1}'s c = `training.first_layer_exponent`).
     """
     train = config.training
     mup = config.model.gamma0**2 * width
     per_layer = train.eta_W * mup * config.model.lr_profile(layer_times(depth))[:, None, None]
+    hidden = {
+        group.parameter: per_layer * depth ** lr_exponent(config, group)
+        for group in block_of(config).weight_groups
+    }
     return {
         "readin": jnp.asarray(train.eta_U * mup),
-        "hidden": per_layer,
-        "hidden_first": per_layer * depth**train.first_layer_exponent,
+        **hidden,
         "readout": jnp.asarray(train.eta_v * mup),
     }
 
@@ -70,7 +90,7 @@ def limit_coefficients(config: Config, *, steps: int, batch: int, dtype) -> Step
     """The per-step coefficients of the limit on an M-step grid (M = steps), read at t_m as the
     depth-M network's layer m + 1 reads them: beta(t_m), the learning drift
     eta gamma0 eta_W eta_lr(t_m) beta(t_m)^2 / B, the bare rate eta gamma0 eta_W eta_lr(t_m) / B,
-    and the first internal layer's gain M^c."""
+    and each of the block's matrices' gain M^c (`lr_exponent`)."""
     t = DepthGrid(steps).step_times
     beta = config.model.beta_profile(t).astype(dtype)
     lr = config.model.lr_profile(t).astype(dtype)
@@ -79,7 +99,10 @@ def limit_coefficients(config: Config, *, steps: int, batch: int, dtype) -> Step
         beta=beta,
         drift=eta * config.training.eta_W * lr * beta**2 / batch,
         rate=eta * config.training.eta_W * lr / batch,
-        first_gain=jnp.asarray(float(steps) ** config.training.first_layer_exponent, dtype),
+        gains={
+            group.limit: jnp.asarray(float(steps) ** lr_exponent(config, group), dtype)
+            for group in block_of(config).weight_groups
+        },
     )
 
 

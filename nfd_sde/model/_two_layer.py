@@ -1,7 +1,8 @@
 """The two-layer residual block (spec sections 1 and 5) and its decoupled limit.
 
 Finite network: u_l = W_{l,1} a_{l-1} / sqrt(n), h_l = h_{l-1} + s_l W_{l,2} phi(u_l) / sqrt(n),
-s_l = beta(t_{l-1}) / sqrt(L); W_{l,1} learns at eta L^c (c = `training.first_layer_exponent`).
+s_l = beta(t_{l-1}) / sqrt(L); W_{l,1} learns at eta L^c (c = `training.first_layer_exponent`, the
+exponent its weight group declares).
 
 Limit, step m, for the new pairs (docs/two_layer.md derives every term; at M = L this is the
 n -> infinity limit of the depth-L network, term by term):
@@ -26,26 +27,27 @@ from solvers import particle_gram, signed_root
 
 from ._blocks import AbstractBlock
 from ._branch_matmul import branch_matmul
+from ._weight_groups import WeightGroup
 
 
 class TwoLayer(AbstractBlock):
     name = "two_layer"
-    has_first = True
-    weights = ("W1", "W2")
+    weight_groups = (
+        WeightGroup("W1", "hidden_first", ("features", "q"), exponent="first_layer_exponent"),
+        WeightGroup("W2", "hidden", ("phi_u", "grads")),
+    )
     stored = ("features", "phi_u", "grads", "q")
-    conditioning = {"W1": ("features", "q"), "W2": ("phi_u", "grads")}
-    network_weights = {
-        "W1": ("hidden_first", "backward_hidden_first"),
-        "W2": ("hidden", "backward_hidden"),
-    }
 
     def internal(self, a, first, first_offset, matmul_scale):
         """u_l = W_{l,1} a_{l-1} / sqrt(n): the first internal layer's pre-activation."""
         return branch_matmul(a, first, first_offset, matmul_scale)
 
     def branch(self, phi, a, layer, matmul_scale):
-        u = phi(self.internal(a, layer.first, layer.first_offset, matmul_scale))
-        return layer.scale * branch_matmul(u, layer.hidden, layer.offset, matmul_scale)
+        first = layer.weights["hidden_first"]
+        u = phi(self.internal(a, first, layer.offset("hidden_first"), matmul_scale))
+        return layer.scale * branch_matmul(
+            u, layer.weights["hidden"], layer.offset("hidden"), matmul_scale
+        )
 
     # the limit: the forward state is (H, U), U at point m + 1 being step m's internal feature;
     # the backward state is (G, Q), Q at point m being step m's internal gradient
@@ -59,7 +61,7 @@ class TwoLayer(AbstractBlock):
     def learned_internal(self, history, c, m, a, dt):
         """Delta W_{m+1,1} a / sqrt(n): the first layer's learned change of u for features a,
         -rate beta sqrt(dt) L^c sum_j Q^j <phi(H^j), a> (O(L^{c - 1/2}))."""
-        scale = c.rate[m] * c.beta[m] * jnp.sqrt(jnp.abs(dt)) * c.first_gain
+        scale = c.rate[m] * c.beta[m] * jnp.sqrt(jnp.abs(dt)) * c.gains["W1"]
         return -scale * (history["q"][m] @ particle_gram(history["features"][m], a))
 
     def forward_increment(self, y, m, dt, ctx):
@@ -69,7 +71,7 @@ class TwoLayer(AbstractBlock):
         u = ctx.forward["W1"](m, a) + self.learned_internal(history, c, m, a, dt)
         phi_u = ctx.phi(u)
         kernel = particle_gram(history["phi_u"][m], phi_u)
-        drift = -c.drift[m] * (history["grads"][m] @ kernel)
+        drift = -c.drift[m] * c.gains["W2"] * (history["grads"][m] @ kernel)
         noise = c.beta[m] * signed_root(dt) * ctx.forward["W2"](m, phi_u)
         return drift * dt + noise, u - u_before
 
@@ -84,12 +86,12 @@ class TwoLayer(AbstractBlock):
         c, history = ctx.coefficients, ctx.history
         h, u = forward[0][m], forward[1][m + 1]
         root = jnp.sqrt(jnp.abs(dt))
-        r = ctx.backward["W2"](m, g) - c.rate[m] * c.beta[m] * root * (
+        r = ctx.backward["W2"](m, g) - c.rate[m] * c.beta[m] * root * c.gains["W2"] * (
             history["phi_u"][m] @ particle_gram(history["grads"][m], g)
         )
         q = ctx.phi.derivative(u) * r
         kernel = particle_gram(history["q"][m], q)
-        drift = c.drift[m] * c.first_gain * (history["features"][m] @ kernel)
+        drift = c.drift[m] * c.gains["W1"] * (history["features"][m] @ kernel)
         multiplier = ctx.phi.derivative(h)
         step = multiplier * (drift * dt + c.beta[m] * root * ctx.backward["W1"](m, q))
         return step, q - q_before

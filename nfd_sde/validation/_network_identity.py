@@ -37,11 +37,16 @@ def limit_from_network(
         )
     solver = build_solver(config, stream, key=jax.random.key(0), plan=plan)
     forward, backward = {}, {}
-    for name, (weight, offset) in solver.block.network_weights.items():
-        matrices = getattr(network, weight)
+    offsets = network.backward_offsets
+    for group in solver.block.weight_groups:
+        matrices = network.hidden[group.parameter]
+        name = group.limit
         forward[name] = StoredMatrices(matrices)
-        offsets = getattr(network, offset)
-        backward[name] = forward[name] if offsets is None else StoredMatrices(matrices + offsets)
+        backward[name] = (
+            forward[name]
+            if offsets is None
+            else StoredMatrices(matrices + offsets[group.parameter])
+        )
     solver = eqx.tree_at(lambda s: s.representation, solver, WeightSpace(forward, backward))
     state = solver.init_state(key=jax.random.key(1))
     state = eqx.tree_at(lambda s: (s.readin, s.readout), state, (network.readin, network.readout.T))
@@ -69,11 +74,12 @@ def field_limit_from_network(
             "solver.particles = network width"
         )
     solver = build_solver(config, stream, key=jax.random.key(0), plan=plan)
-    fresh = {}
-    for name, (weight, offset) in solver.block.network_weights.items():
-        if getattr(network, offset) is not None:
-            raise ValueError("the field-space network identity needs a standard-backprop network")
-        fresh[name] = StoredMatrices(getattr(network, weight))
+    if network.backward_offsets is not None:
+        raise ValueError("the field-space network identity needs a standard-backprop network")
+    fresh = {
+        group.limit: StoredMatrices(network.hidden[group.parameter])
+        for group in solver.block.weight_groups
+    }
     representation = dataclasses.replace(solver.representation, fresh=fresh, coupling=coupling)
     solver = eqx.tree_at(lambda s: s.representation, solver, representation)
     state = solver.init_state(key=jax.random.key(1))

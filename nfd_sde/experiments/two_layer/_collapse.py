@@ -50,7 +50,7 @@ class Streams(AbstractRecorder):
 
     def __call__(self, model, x, y, loss):
         outputs, stream = model.residual_stream(x)
-        if model.hidden_first is None:
+        if "hidden_first" not in model.hidden:
             return {"f": outputs, "h": stream, "u": jnp.zeros((0,) + stream.shape[1:])}
         return {"f": outputs, "h": stream, "u": first_preactivations(model, stream)}
 
@@ -60,7 +60,7 @@ def first_preactivations(
 ) -> Float[Array, "depth batch width"]:
     """u_l = W_{l,1} a_{l-1} / sqrt(n) for every layer (with `first` in place of W_{l,1} if
     given), a_{l-1} the features the block reads."""
-    first = model.hidden_first if first is None else first
+    first = model.hidden["hidden_first"] if first is None else first
 
     def layer(a, weight):
         return model.block.internal(a, weight, None, model.matmul_scale)
@@ -81,10 +81,12 @@ def layer_changes(
     `new_stream` are the residual streams of `initial` and `trained` on the same inputs.
     """
     stream, new_stream = jnp.asarray(stream), jnp.asarray(new_stream)
-    delta_first = trained.hidden_first - initial.hidden_first
+    first = initial.hidden["hidden_first"]
+    delta_first = trained.hidden["hidden_first"] - first
     delta_u = first_preactivations(initial, stream, delta_first)
+    second = trained.hidden["hidden"] - initial.hidden["hidden"]
     delta_second = BlockLayer(
-        trained.hidden - initial.hidden, initial.hidden_first, None, None, initial.branch_scales
+        {"hidden": second, "hidden_first": first}, None, initial.branch_scales
     )
 
     def block_change(a, layer):

@@ -108,8 +108,9 @@ def _finite_changes(config: Config, stream: DataStream, key) -> np.ndarray:
     """rms over step 0's minibatch and coordinates of Delta W_{l,1} phi(h^0_{l-1}) / sqrt(n)."""
     with jax.enable_x64(config.run.dtype == "float64"):
         initial, trained, _, _ = run_training(config, stream, key=key)
-        _, stream0 = initial.residual_stream(np.asarray(stream.x_train[0], initial.hidden.dtype))
-        change = first_preactivations(initial, stream0, trained.hidden_first - initial.hidden_first)
+        _, stream0 = initial.residual_stream(np.asarray(stream.x_train[0], initial.readin.dtype))
+        delta = trained.hidden["hidden_first"] - initial.hidden["hidden_first"]
+        change = first_preactivations(initial, stream0, delta)
     return np.sqrt(np.mean(np.asarray(change) ** 2, axis=(1, 2)))
 
 
