@@ -42,6 +42,10 @@ def finite_static(config, depth):
     return {"loss": loss_of(config), "layers": layers}
 
 
+def _one_group(tree):
+    return jax.tree.map(lambda a: a[None], tree)
+
+
 def _solver(config, stream, key):
     if plan_for is None:
         return build_solver(config, stream, key=key)
@@ -73,11 +77,14 @@ def solve(config, stream, repeats: int) -> dict:
     f32 = jnp.float32
     x_train, y_train = jnp.asarray(stream.x_train, f32), jnp.asarray(stream.y_train, f32)
     x_eval = jnp.asarray(stream.x_eval, f32)
-    state = [solver.init_state(key=key_state)]
+    # the jitted step maps over a leading group axis: one group
+    state = [_one_group(solver.init_state(key=key_state))]
+    solvers = _one_group(solver)
 
     def step(r):
         k = r % stream.steps
-        state[0], out = jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state[0])
+        inputs = (solvers, jnp.int32(k), x_train[k], y_train[k], x_eval)
+        state[0], out = jit_step(inputs, state[0])
         return out
 
     keys = ("step_s", "first_step_s", "compile_time_s", "wall_time_s")
