@@ -87,15 +87,21 @@ class FieldSpace(AbstractRepresentation):
 
     @classmethod
     def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
-        keys = representation_keys(key)
-        return cls(
-            forward_keys=weight_keys(keys["forward"], weights),
-            backward_keys=weight_keys(keys["backward"], weights),
-            grid=grid,
-            particles=particles,
-            refinement=refinement,
-            mesh=mesh,
-        )
+        return keyed_field(cls, weights, key, grid, particles, refinement, mesh)
+
+
+def keyed_field(cls, weights, key, grid, particles, refinement, mesh):
+    """A field space of class `cls` (one- or two-sided) drawing its forward and backward
+    increments from the keys `representation_keys` splits off `key`."""
+    keys = representation_keys(key)
+    return cls(
+        forward_keys=weight_keys(keys["forward"], weights),
+        backward_keys=weight_keys(keys["backward"], weights),
+        grid=grid,
+        particles=particles,
+        refinement=refinement,
+        mesh=mesh,
+    )
 
 
 def field_memory(sizes: ProblemSizes) -> RepresentationMemory:

@@ -52,7 +52,13 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._conditional_gaussian import conditional_factor
 from ._depth_grid import DepthGrid
-from ._field_space import append_pairs, field_memory, field_noise_init, keyed_pair_white
+from ._field_space import (
+    append_pairs,
+    field_memory,
+    field_noise_init,
+    keyed_field,
+    keyed_pair_white,
+)
 from ._gaussian_products import AbstractGaussianProduct
 from ._host_particles import HostParticles, HostSlice
 from ._matrices import AbstractMatrixSource
@@ -62,8 +68,6 @@ from ._representations import (
     DIRECTIONS,
     AbstractRepresentation,
     FieldNoise,
-    representation_keys,
-    weight_keys,
 )
 from ._sharding import AxisMesh
 from ._triangular import BLOCK, lower_solve
@@ -283,12 +287,4 @@ class TwoSidedFieldSpace(AbstractRepresentation):
 
     @classmethod
     def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
-        keys = representation_keys(key)
-        return cls(
-            forward_keys=weight_keys(keys["forward"], weights),
-            backward_keys=weight_keys(keys["backward"], weights),
-            grid=grid,
-            particles=particles,
-            refinement=refinement,
-            mesh=mesh,
-        )
+        return keyed_field(cls, weights, key, grid, particles, refinement, mesh)
