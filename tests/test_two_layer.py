@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from nfd_sde import Config, load_stream
+from nfd_sde import Config, load_config, load_stream
 from nfd_sde.experiments import (
     COMMANDS,
     run_collapse,
@@ -438,3 +438,18 @@ def test_transfer_command_resumes(tmp_path, capsys):
     assert "4 runs trained, 0 resumed" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--lrs"):
         _main([*argv, "--lrs", "fast"])
+
+
+def test_an_exponent_sweep_needs_a_block_whose_weight_group_declares_it(tmp_path):
+    """Sweeping training.first_layer_exponent is refused before any work for a block none of
+    whose weight groups reads it (one-layer), with the block named; a two-layer block's grid
+    (its W1 declares the exponent) keeps both exponents."""
+    from nfd_sde.experiments import run_transfer
+    from nfd_sde.experiments.two_layer._transfer import _grid
+
+    sweep = dict(depths=[2], widths=[8], lrs=[0.1], exponents=[0.0, 0.5])
+    one_layer = load_config(None, ["model.block='one_layer'"])
+    with pytest.raises(ValueError, match="model.block='one_layer' has no weight group"):
+        run_transfer(one_layer, seeds=1, out_dir=tmp_path, **sweep)
+    two_layer = load_config(None, ["model.block='two_layer'"])
+    assert list(_grid(two_layer, seeds=1, **sweep)["exponents"]) == [0.0, 0.5]

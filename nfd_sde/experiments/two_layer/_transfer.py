@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...model import Config, DataStream, load_stream, run_meta, to_dict
+from ...model import Config, DataStream, block_of, load_stream, run_meta, to_dict
 from ..common import count, numbers, read_json, sizes, write_json
 from ._transfer_runs import TrainFn, cells, record_run, train_cell
 
@@ -122,10 +122,11 @@ def _grid(config: Config, *, depths, widths, lrs, exponents, seeds) -> dict[str,
         "exponents": numbers("exponents", exponents),
         "seeds": count("seeds", seeds),
     }
-    if config.model.block == "one_layer" and len(grid["exponents"]) > 1:
+    swept = {g.exponent for g in block_of(config).weight_groups}
+    if "first_layer_exponent" not in swept and len(grid["exponents"]) > 1:
         raise ValueError(
-            f"exponents={list(grid['exponents'])}: model.block='one_layer' has no first internal "
-            "layer for training.first_layer_exponent to act on; give one exponent"
+            f"exponents={list(grid['exponents'])}: model.block='{config.model.block}' has no "
+            "weight group for training.first_layer_exponent to act on; give one exponent"
         )
     return grid
 
