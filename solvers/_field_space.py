@@ -9,6 +9,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from equinox import AbstractVar
 from jax import lax
 from jaxtyping import Array, PRNGKeyArray
 
@@ -33,7 +34,39 @@ from ._sharding import AxisMesh
 from ._white_noise import keyed_white
 
 
-class FieldSpace(AbstractRepresentation):
+class AbstractFieldSpace(AbstractRepresentation):
+    """What the one- and two-sided field spaces share: standard increments per (pair, depth
+    step) drawn from keyed forward and backward streams, and the stored noise history of
+    `FieldNoise` per weight and direction."""
+
+    forward_keys: AbstractVar[dict[str, PRNGKeyArray]]
+    backward_keys: AbstractVar[dict[str, PRNGKeyArray]]
+    grid: AbstractVar[DepthGrid]
+    particles: AbstractVar[int]
+    refinement: AbstractVar[int]
+    mesh: AbstractVar[AxisMesh | None]
+
+    def init_noise(self, weights, *, stored, dtype, empty):
+        return field_noise_init(weights, self.grid.steps, stored=stored, dtype=dtype, empty=empty)
+
+    def new_white(self, direction, k, pairs, dtype):
+        keys = self.forward_keys if direction == "forward" else self.backward_keys
+        return keyed_pair_white(keys, k, (self.particles, pairs), self.grid, self, dtype)
+
+    @classmethod
+    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
+        keys = representation_keys(key)
+        return cls(
+            forward_keys=weight_keys(keys["forward"], weights),
+            backward_keys=weight_keys(keys["backward"], weights),
+            grid=grid,
+            particles=particles,
+            refinement=refinement,
+            mesh=mesh,
+        )
+
+
+class FieldSpace(AbstractFieldSpace):
     name: ClassVar[str] = "field"
     label: ClassVar[str] = "field"
     streamable: ClassVar[bool] = True
@@ -43,13 +76,6 @@ class FieldSpace(AbstractRepresentation):
     particles: int = eqx.field(static=True)
     refinement: int = eqx.field(static=True, default=1)
     mesh: AxisMesh | None = eqx.field(static=True, default=None)
-
-    def init_noise(self, weights, *, stored, dtype, empty):
-        return field_noise_init(weights, self.grid.steps, stored=stored, dtype=dtype, empty=empty)
-
-    def new_white(self, direction, k, pairs, dtype):
-        keys = self.forward_keys if direction == "forward" else self.backward_keys
-        return keyed_pair_white(keys, k, (self.particles, pairs), self.grid, self, dtype)
 
     def products(self, direction, noise, history, conditioning, white, jitter, revealed=None):
         side = DIRECTIONS.index(direction)
@@ -84,24 +110,6 @@ class FieldSpace(AbstractRepresentation):
     @classmethod
     def memory(cls, sizes):
         return field_memory(sizes)
-
-    @classmethod
-    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
-        return keyed_field(cls, weights, key, grid, particles, refinement, mesh)
-
-
-def keyed_field(cls, weights, key, grid, particles, refinement, mesh):
-    """A field space of class `cls` (one- or two-sided) drawing its forward and backward
-    increments from the keys `representation_keys` splits off `key`."""
-    keys = representation_keys(key)
-    return cls(
-        forward_keys=weight_keys(keys["forward"], weights),
-        backward_keys=weight_keys(keys["backward"], weights),
-        grid=grid,
-        particles=particles,
-        refinement=refinement,
-        mesh=mesh,
-    )
 
 
 def field_memory(sizes: ProblemSizes) -> RepresentationMemory:

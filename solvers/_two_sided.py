@@ -53,11 +53,9 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._conditional_gaussian import conditional_factor
 from ._depth_grid import DepthGrid
 from ._field_space import (
+    AbstractFieldSpace,
     append_pairs,
     field_memory,
-    field_noise_init,
-    keyed_field,
-    keyed_pair_white,
 )
 from ._gaussian_products import AbstractGaussianProduct
 from ._host_particles import HostParticles, HostSlice
@@ -66,7 +64,6 @@ from ._particles import PairColumns, particle_gram, side_by_side
 from ._representation_costs import TWO_SIDED_COST
 from ._representations import (
     DIRECTIONS,
-    AbstractRepresentation,
     FieldNoise,
 )
 from ._sharding import AxisMesh
@@ -190,7 +187,7 @@ class TwoSidedProduct(AbstractGaussianProduct):
         return self.parts(m, inputs)[0]
 
 
-class TwoSidedFieldSpace(AbstractRepresentation):
+class TwoSidedFieldSpace(AbstractFieldSpace):
     """Field space with every initial matrix revealed on both sides (standard backprop).
 
     `coupling=False` drops the reuse terms (the decoupled system on common noise); `fresh`
@@ -207,13 +204,6 @@ class TwoSidedFieldSpace(AbstractRepresentation):
     mesh: AxisMesh | None = eqx.field(static=True, default=None)
     coupling: bool = eqx.field(static=True, default=True)
     fresh: dict[str, AbstractMatrixSource] | None = None
-
-    def init_noise(self, weights, *, stored, dtype, empty):
-        return field_noise_init(weights, self.grid.steps, stored=stored, dtype=dtype, empty=empty)
-
-    def new_white(self, direction, k, pairs, dtype):
-        keys = self.forward_keys if direction == "forward" else self.backward_keys
-        return keyed_pair_white(keys, k, (self.particles, pairs), self.grid, self, dtype)
 
     def _product(self, w, direction, noise, history, conditioning, white, jitter, revealed):
         side = DIRECTIONS.index(direction)
@@ -284,7 +274,3 @@ class TwoSidedFieldSpace(AbstractRepresentation):
         w, m, n = sizes.weights, sizes.depth_steps, sizes.particles
         extra = 2 * (w + sizes.stored_arrays) * m * n * sizes.new
         return dataclasses.replace(field_memory(sizes), streamed_working=extra)
-
-    @classmethod
-    def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
-        return keyed_field(cls, weights, key, grid, particles, refinement, mesh)
