@@ -107,17 +107,18 @@ def plan_limit(
     solver = config.solver
     _check_levels(config)
     stored = steps * batch + (eval_size if solver.control_variates and steps else 0)
+    block = block_of(config)
     sizes = ProblemSizes(
         solver.particles,
         solver.depth_steps,
         stored,
         batch + eval_size,
         batch,
-        weights=len(block_of(config).weight_groups),
-        stored_arrays=len(block_of(config).stored),
+        weights=len(block.weight_groups),
+        stored_arrays=len(block.stored),
     )
-    candidates = sorted(solver.representations, key=lambda r: r.cost(sizes))
-    costs = {r.name: r.cost(sizes) for r in candidates}
+    costs = {r.name: r.cost(sizes) for r in solver.representations}
+    candidates = sorted(solver.representations, key=lambda r: costs[r.name])
     devices, where = _devices(solver.devices, solver.particles, available_devices)
     refusals = []
     for kind in candidates:
@@ -129,7 +130,7 @@ def plan_limit(
         return dataclasses.replace(
             plan,
             costs=costs,
-            reason=f"{_choice(solver, kind, candidates, sizes, refusals)}; {where}"
+            reason=f"{_choice(solver, kind, candidates, costs, refusals)}; {where}"
             + (f"; {plan.reason}" if plan.reason else ""),
         )
     if len(refusals) == 1:
@@ -151,13 +152,13 @@ def plan_for(config: Config, stream: DataStream, **kwargs) -> LimitPlan:
     )
 
 
-def _choice(solver, kind, candidates, sizes, refusals) -> str:
-    """Why `kind`: it was asked for, or it is the cheapest that fits."""
+def _choice(solver, kind, candidates, costs, refusals) -> str:
+    """Why `kind`: it was asked for, or it is the cheapest that fits (`costs` by name)."""
     if solver.representation_named:
         return f"solver.representation='{solver.representation}'"
-    base = kind.cost(sizes)  # 0 without stored pairs: then there is nothing to compare
+    base = costs[kind.name]  # 0 without stored pairs: then there is nothing to compare
     ratios = ", ".join(
-        f"{r.label} {r.cost(sizes) / base:.3g}" for r in candidates if r is not kind and base
+        f"{r.label} {costs[r.name] / base:.3g}" for r in candidates if r is not kind and base
     )
     why = f"auto: {kind.label} space is the cheapest for {solver.mode.description}"
     if refusals:
