@@ -23,16 +23,16 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter-lab notebooks/
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile --max-worker-restart=0
 
 # every `slow` validation run
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -n auto --dist loadfile
+	$(BIN)/python -m pytest -m slow -n auto --dist loadfile --max-worker-restart=0
 
 # the slow tests of today's (UTC) shard of the weekly rotation (tools/slow_rotation.py); pytest
 # exits with status 5 when the shard is empty
 test-slow-shard: $(STAMP)
-	$(BIN)/python -m pytest -m slow --slow-shard today -n auto --dist loadfile
+	$(BIN)/python -m pytest -m slow --slow-shard today -n auto --dist loadfile --max-worker-restart=0
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -7,12 +7,21 @@ import resource
 
 import jax
 import pytest
+from hypothesis import settings
 
 from nfd_sde import load_stream
 from nfd_sde.validation import linear_reference
 from tests._limit_helpers import limit_ensemble
 from tests.test_limit_field_space import SEEDS, linear_config
 from tools.slow_rotation import parse_day, shard_of
+
+
+# The property-based tests draw the same examples on every machine (Hypothesis derandomises by
+# itself where the CI environment variable is set, so without this a local run and CI would test
+# different inputs). HYPOTHESIS_PROFILE=explore draws new ones each run, to search further.
+settings.register_profile("suite", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture(scope="session")

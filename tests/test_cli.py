@@ -193,7 +193,11 @@ def test_solve_refuses_grids_that_do_not_nest(fake, tmp_path, capsys):
     status, _, err = run(["solve", "--depth-steps", "8,24", "--out", tmp_path / "o"], capsys)
     assert_one_line_error(status, err, "twice the previous")
     status, _, err = run(["solve", "--depth-steps", "6", "--out", tmp_path / "o"], capsys)
-    assert_one_line_error(status, err, "solver.depth_steps=6 must be divisible by 4")
+    assert_one_line_error(
+        status,
+        err,
+        "solver.depth_steps=6 must be divisible by 4; use e.g. depth_steps=8, or use levels <= 2",
+    )
     assert fake["limit"].calls == []
 
 

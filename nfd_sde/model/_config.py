@@ -177,14 +177,18 @@ class SolverConfig:
         check.positive_int("solver", "groups", self.groups)
         check.positive_int("solver", "levels", self.levels)
         check.boolean("solver", "control_variates", self.control_variates)
-        if self.depth_steps % 2 ** (self.levels - 1):
-            divisor = 2 ** (self.levels - 1)
-            fitting = (self.depth_steps & -self.depth_steps).bit_length()  # levels it allows
+        fitting = (self.depth_steps & -self.depth_steps).bit_length()  # levels it allows
+        if self.levels > fitting:  # compared first: 2 ** (levels - 1) of a huge level is no number
+            divisor = f"2^{self.levels - 1}"
+            if self.levels <= 64:
+                divisor = 2 ** (self.levels - 1)
+                divisor = (
+                    f"{divisor}; use e.g. depth_steps={-(-self.depth_steps // divisor) * divisor}"
+                )
             raise ValueError(
                 f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
-                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}; use "
-                f"e.g. depth_steps={-(-self.depth_steps // divisor) * divisor}, or levels <= "
-                f"{fitting}"
+                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}, or use "
+                f"levels <= {fitting}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
         check.choice("solver", "backward", self.backward, BACKWARDS)
