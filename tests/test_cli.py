@@ -196,7 +196,7 @@ def test_solve_refuses_grids_that_do_not_nest(fake, tmp_path, capsys):
     assert_one_line_error(
         status,
         err,
-        "solver.depth_steps=6 must be divisible by 4; use e.g. depth_steps=8, or use levels <= 2",
+        "solver.depth_steps=6 must be divisible by 4; use e.g. depth_steps=8, or levels <= 2",
     )
     assert fake["limit"].calls == []
 

@@ -414,8 +414,11 @@ def test_results_record_the_data_origin():
         ("run.kernel_depths=['a']", "must be a number, not a string"),
         ("data.path=3", "data.path=3: must be a path in quotes"),
         # a huge level count is refused from the grid's divisors, never by computing 2^(levels-1)
-        ("solver.levels=99999999999999999999", "must be divisible by 2^99999999999999999998"),
-        ("solver.levels=6", "must be divisible by 32; use e.g. depth_steps=32, or use levels <= 5"),
+        (
+            "solver.levels=99999999999999999999",
+            "must be divisible by 2^99999999999999999998; use levels <= 5",
+        ),
+        ("solver.levels=6", "must be divisible by 32; use e.g. depth_steps=32, or levels <= 5"),
     ],
 )
 def test_bad_values_are_named(tmp_path, override, message):

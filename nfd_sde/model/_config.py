@@ -179,16 +179,15 @@ class SolverConfig:
         check.boolean("solver", "control_variates", self.control_variates)
         fitting = (self.depth_steps & -self.depth_steps).bit_length()  # levels it allows
         if self.levels > fitting:  # compared first: 2 ** (levels - 1) of a huge level is no number
-            divisor = f"2^{self.levels - 1}"
+            divisor, suggestion = f"2^{self.levels - 1}", f"use levels <= {fitting}"
             if self.levels <= 64:
                 divisor = 2 ** (self.levels - 1)
-                divisor = (
-                    f"{divisor}; use e.g. depth_steps={-(-self.depth_steps // divisor) * divisor}"
-                )
+                larger = -(-self.depth_steps // divisor) * divisor
+                suggestion = f"use e.g. depth_steps={larger}, or levels <= {fitting}"
             raise ValueError(
                 f"solver.levels={self.levels} nests grids of depth_steps, depth_steps/2, ...: "
-                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}, or use "
-                f"levels <= {fitting}"
+                f"solver.depth_steps={self.depth_steps} must be divisible by {divisor}; "
+                f"{suggestion}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
         check.choice("solver", "backward", self.backward, BACKWARDS)
