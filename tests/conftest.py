@@ -15,7 +15,6 @@ from tests._limit_helpers import limit_ensemble
 from tests.test_limit_field_space import SEEDS, linear_config
 from tools.slow_rotation import parse_day, shard_of
 
-
 # The property-based tests draw the same examples on every machine (Hypothesis derandomises by
 # itself where the CI environment variable is set, so without this a local run and CI would test
 # different inputs). HYPOTHESIS_PROFILE=explore draws new ones each run, to search further.
