@@ -1,7 +1,17 @@
 """Generic numerics for particle systems in depth time: depth grids, conditional Gaussian noise,
-Gaussian matrix paths, schemes and sweeps, extrapolation, rate fits, distances between ensemble
-means resolved against their noise. Knows nothing about ResNets."""
+Gaussian matrix paths, accumulated weight updates, schemes and sweeps, extrapolation, rate fits,
+distances between ensemble means resolved against their noise. Knows nothing about ResNets."""
 
+from ._accumulated_updates import (
+    STORED_PAIRS as STORED_PAIRS,
+    UPDATE_FORMS as UPDATE_FORMS,
+    AbstractAccumulatedUpdates as AbstractAccumulatedUpdates,
+    AbstractUpdateForm as AbstractUpdateForm,
+    DenseMatrices as DenseMatrices,
+    DenseUpdates as DenseUpdates,
+    PairUpdates as PairUpdates,
+    StoredPairs as StoredPairs,
+)
 from ._conditional_gaussian import (
     append_factor_rows as append_factor_rows,
     conditional_factor as conditional_factor,

@@ -10,11 +10,16 @@ backward sweep, w initial weight matrices per block:
   two-sided field space:  FIELD_BIAS (TWO_SIDED_COST shared + 2 w M S^2 (n + B)): each product
                           also solves against the other side and projects its fresh noise off it,
                           and the step's products are recomputed once to be stored
-  weight space:           shared + w M N^2 (n + B) + 2 w M N^2 RNG_COST (drawing the matrices)
+  weight space:           drifts + w M N^2 (n + B) + 2 w M N^2 RNG_COST (drawing the matrices),
+                          its drifts those of the form `updates` keeps the accumulated weight
+                          updates in (`solvers._accumulated_updates`): the stored pairs (shared)
+                          or dense N x N matrices per depth step, w M N^2 (n + 2 B) whatever S
 `FIELD_BIAS` and `RNG_COST` are fitted to measured step times (benchmarks/README.md).
 """
 
 import dataclasses
+
+from ._accumulated_updates import STORED_PAIRS, AbstractUpdateForm
 
 RNG_COST = 8.0
 FIELD_BIAS = 1.0
@@ -25,7 +30,8 @@ TWO_SIDED_COST = 8.0
 class ProblemSizes:
     """The sizes a plan compares representations at (`stored_arrays`: the per-particle arrays
     each stored pair keeps, features and gradients); `field_bias`, `rng_cost`: the cost model's
-    fitted constants (module docstring)."""
+    fitted constants (module docstring); `updates`: the form in which a representation that
+    may keep its accumulated weight updates dense (weight space) keeps them."""
 
     particles: int
     depth_steps: int
@@ -36,6 +42,7 @@ class ProblemSizes:
     stored_arrays: int = 1
     field_bias: float = FIELD_BIAS
     rng_cost: float = RNG_COST
+    updates: AbstractUpdateForm = STORED_PAIRS
 
     @property
     def shared(self) -> float:

@@ -32,6 +32,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ._accumulated_updates import STORED_PAIRS, AbstractUpdateForm
 from ._depth_grid import DepthGrid
 from ._gaussian_products import (
     AbstractGaussianProduct,
@@ -82,6 +83,13 @@ class AbstractRepresentation(eqx.Module):
     def supports(cls, reuse: bool) -> bool:
         """Whether it serves a backward sweep that reuses the forward matrices (`reuse`, standard
         backprop) or one with independent backward matrices (decoupled)."""
+
+    @classmethod
+    def updates(cls, sizes: ProblemSizes) -> AbstractUpdateForm:
+        """The form in which it keeps the accumulated weight updates
+        (`solvers._accumulated_updates`): the stored pairs, unless it keeps them as
+        `sizes.updates` asks."""
+        return STORED_PAIRS
 
     @classmethod
     @abc.abstractmethod

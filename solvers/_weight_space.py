@@ -1,5 +1,7 @@
 """Weight space: an (N, N) Gaussian matrix per depth step, regenerated from a key; the backward
-product is the same matrix transposed (standard backprop) or an independent one."""
+product is the same matrix transposed (standard backprop) or an independent one. Its products
+cost O(N^2) per pair anyway, so its accumulated weight updates may be kept as dense (N, N)
+matrices per depth step too (`solvers.DenseMatrices`, `ProblemSizes.updates`)."""
 
 from typing import ClassVar
 
@@ -27,13 +29,19 @@ class WeightSpace(AbstractRepresentation):
         return True
 
     @classmethod
+    def updates(cls, sizes):
+        return sizes.updates
+
+    @classmethod
     def cost(cls, sizes):
         n, m, w, pairs = sizes.particles, sizes.depth_steps, sizes.weights, sizes.new + sizes.batch
-        return sizes.shared + w * (m * n**2 * pairs + 2 * m * n**2 * sizes.rng_cost)
+        drifts = cls.updates(sizes).cost(sizes)
+        return drifts + w * (m * n**2 * pairs + 2 * m * n**2 * sizes.rng_cost)
 
     @classmethod
     def memory(cls, sizes):
-        return RepresentationMemory(working=2 * sizes.weights * sizes.particles**2)
+        matrices = 2 * sizes.weights * sizes.particles**2
+        return RepresentationMemory(working=matrices + cls.updates(sizes).memory(sizes))
 
     @classmethod
     def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):

@@ -94,6 +94,7 @@ def step_check(representation: str) -> dict:
             runs[devices] = (plan, states, outputs)
     plan, states, outputs = runs[8]
     history = states.history["features"]
+    updates = states.updates["W"]  # the dense accumulated updates (solver.weight_updates)
     pairs = zip(jax.tree.leaves(outputs), jax.tree.leaves(runs[1][2]))
     return {
         "difference": max(
@@ -103,6 +104,9 @@ def step_check(representation: str) -> dict:
         "readin_spec": str(states.readin.sharding.spec),
         "history_spec": str(history.sharding.spec),
         "history_shard_shape": list(history.sharding.shard_shape(history.shape)),
+        "updates_spec": str(updates.sharding.spec),
+        "updates_shard_shape": list(updates.sharding.shard_shape(updates.shape)),
+        "updates_difference": relative(updates, runs[1][1].updates["W"]),
         "outputs_replicated": all(a.sharding.is_fully_replicated for a in jax.tree.leaves(outputs)),
     }
 

@@ -152,9 +152,10 @@ def test_notebooks_benchmarks_and_docs_use_public_names(path):
     assert not PRIVATE.search(text), (path.name, PRIVATE.search(text).group(0))
 
 
-# names a backward mode or a representation goes by in a config; outside config parsing the
-# code holds objects (`AbstractBackwardMode`, `AbstractRepresentation`) and never compares names
-VARIANT_NAMES = {"standard", "decoupled", "field", "weight", "two-sided"}
+# names a backward mode, a representation or a form of the accumulated weight updates goes by in
+# a config; outside config parsing the code holds objects (`AbstractBackwardMode`,
+# `AbstractRepresentation`, `solvers.AbstractUpdateForm`) and never compares names
+VARIANT_NAMES = {"standard", "decoupled", "field", "weight", "two-sided", "dense", "pairs"}
 CONFIG_PARSING = {"nfd_sde/model/_config.py", "nfd_sde/model/_config_fields.py"}
 
 

@@ -67,6 +67,10 @@ def test_weight_space_steps_are_sharded_by_particles(report):
     assert weight["readin_spec"] == "P(None, 'particles')"
     assert weight["history_spec"] == "P(None, None, 'particles')"
     assert weight["history_shard_shape"] == [2, 2, 64 // 8, 6]
+    # the dense accumulated updates (groups, steps, particles, particles): rows split
+    assert weight["updates_spec"] == "P(None, None, 'particles')"
+    assert weight["updates_shard_shape"] == [2, 2, 64 // 8, 64]
+    assert weight["updates_difference"] < TOLERANCE
     assert weight["outputs_replicated"]  # particle averages: all-reduced, on every device
 
 

@@ -28,11 +28,11 @@ def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray
         batch, dt = stream.batch, 1.0 / config.solver.depth_steps
 
         def rms_change(solver, state):
-            history = state.history
+            history, updates = state.history, solver.accumulated_updates(state)
 
             def at(m):
                 step0 = history["features"][m][:, :batch]
-                change = solver.block.learned_internal(history, solver.coefficients, m, step0, dt)
+                change = solver.block.learned_internal(updates, solver.coefficients, m, step0, dt)
                 return jnp.sqrt(jnp.mean(change**2))
 
             return jax.vmap(at)(jnp.arange(solver.grid.steps))

@@ -18,6 +18,9 @@ Where the particles live (memory per device, `solver.memory_limit_gb`, resolved 
             matrices) stays on the device.
 A problem that fits with none of its representations, or whose history does not fit in host
 memory, is refused with the amount and the knobs that reduce it.
+
+Weight space's dense accumulated updates (`solver.weight_updates`, `ProblemSizes.updates`) stay
+on the device: where they do not fit resident, the plan applies the stored pairs and says so.
 """
 
 import dataclasses
@@ -25,7 +28,10 @@ import dataclasses
 import jax
 
 from solvers import (
+    STORED_PAIRS,
+    UPDATE_FORMS,
     AbstractRepresentation,
+    AbstractUpdateForm,
     ProblemSizes,
     largest_divisor,
 )
@@ -64,6 +70,11 @@ class LimitPlan:
     def representation(self) -> str:
         """The chosen representation's name (`solver.representation`)."""
         return self.kind.name
+
+    @property
+    def updates(self) -> AbstractUpdateForm:
+        """The form in which the chosen representation keeps the accumulated weight updates."""
+        return self.kind.updates(self.sizes)
 
     @property
     def stored_pairs(self) -> int:
@@ -116,6 +127,7 @@ def plan_limit(
         batch,
         weights=len(block.weight_groups),
         stored_arrays=len(block.stored),
+        updates=UPDATE_FORMS[solver.weight_updates],
     )
     costs = {r.name: r.cost(sizes) for r in solver.representations}
     candidates = sorted(solver.representations, key=lambda r: costs[r.name])
@@ -197,6 +209,15 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     history_bytes = groups * itemsize * (history + memory.history)
     if per_device <= limit:
         return LimitPlan(kind, sizes, {}, per_device, devices, "resident", 1, history_bytes)
+    if kind.updates(sizes).memory(sizes):  # kept updates stay resident, or the pairs are used
+        plan = _place(config, kind, dataclasses.replace(sizes, updates=STORED_PAIRS), dim, devices)
+        dense = (
+            f"its accumulated weight updates as {kind.updates(sizes).name} matrices "
+            f"(solver.weight_updates) need {per_device / 1e9:.3g} GB per device, more than "
+            f"solver.memory_limit_gb={solver.memory_limit_gb}: they are applied from the stored "
+            "pairs"
+        )
+        return dataclasses.replace(plan, reason=f"{dense}; {plan.reason}" if plan.reason else dense)
     if not kind.streamable:
         raise ValueError(
             f"the {kind.label}-space solve ({solver.mode.description}) needs about "

@@ -3,7 +3,9 @@
 Each particle is one neuron. It carries its input row U (dim,), readout V (outputs,), and, for
 every training pair (step j, input b), the quantities its block stores per depth step (for a
 one-layer block the features phi(H^j_m) and loss-gradient paths G^j_{m+1}). A field-space solve
-also stores each pair's standard increments and the growing Cholesky factors.
+also stores each pair's standard increments and the growing Cholesky factors; a weight-space
+solve may keep each matrix's accumulated update as an (N, N) matrix per depth step too
+(`update_form`, `solvers.DenseMatrices`).
 
 `LimitSolver` holds the block, the representation of the initial weights, the scheme, the grid and
 every coefficient; learning rates, gamma0 and the jitter are traced arrays, so a sweep over them
@@ -19,8 +21,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from solvers import (
     SCHEMES,
+    AbstractAccumulatedUpdates,
     AbstractRepresentation,
     AbstractScheme,
+    AbstractUpdateForm,
     AxisMesh,
     DepthGrid,
     FieldNoise,
@@ -51,21 +55,26 @@ class LimitState(eqx.Module):
     """Particles after k SGD steps: parameters, the stored training-pair history, and what the
     control variates need: the initial readout V^0 and the readout features r(H^0_1) and their
     derivatives r'(H^0_1) of the eval inputs at step 0 (V^0 is independent of every step-0
-    forward path, so the particle average of V^0 r(H^0_1(x)) has expectation exactly zero)."""
+    forward path, so the particle average of V^0 r(H^0_1(x)) has expectation exactly zero).
+    `updates`: what the solver's `update_form` keeps of the accumulated weight updates besides
+    the history (None, or an (N, N) matrix per weight and depth step)."""
 
     readin: Float[Array, "particles dim"]
     readout: Float[Array, "particles outputs"]
     history: dict[str, Float[Array, "steps particles stored"] | HostParticles]
     noise: dict[str, FieldNoise] | None
+    updates: dict[str, Float[Array, "steps particles particles"]] | None
     initial_readout: Float[Array, "particles outputs"]
     initial_features: tuple[Float[Array, "particles eval"], Float[Array, "particles eval"]]
 
 
 class LimitSolver(eqx.Module):
-    """Everything fixed during a solve: block, representation, scheme, coefficients, sizes."""
+    """Everything fixed during a solve: block, representation, the form of the accumulated
+    weight updates, scheme, coefficients, sizes."""
 
     block: AbstractBlock
     representation: AbstractRepresentation
+    update_form: AbstractUpdateForm
     scheme: AbstractScheme
     activation: AbstractActivation
     readout_map: AbstractReadout
@@ -117,12 +126,19 @@ class LimitSolver(eqx.Module):
             readout=readout,
             history={name: empty(name) for name in self.block.stored},
             noise=noise,
+            updates=self.update_form.init(
+                self.block.update_pairs, steps=m, particles=n, dtype=self.dtype
+            ),
             initial_readout=jnp.array(readout),
             initial_features=(
                 jnp.zeros((n, self.eval_size), self.dtype),
                 jnp.zeros((n, self.eval_size), self.dtype),
             ),
         )
+
+    def accumulated_updates(self, state: LimitState) -> AbstractAccumulatedUpdates:
+        """Each matrix's accumulated update in `state`, to apply to vectors."""
+        return self.update_form.applied(state.history, state.updates, self.block.update_pairs)
 
 
 def constrain_state(state: LimitState, mesh: AxisMesh | None) -> LimitState:
@@ -137,11 +153,15 @@ def constrain_state(state: LimitState, mesh: AxisMesh | None) -> LimitState:
     noise = state.noise
     if noise is not None:
         noise = {k: FieldNoise(on(v.white, 1), on(v.factor, None)) for k, v in noise.items()}
+    updates = state.updates
+    if updates is not None:  # the matrices' rows split, as the particles are
+        updates = {k: on(v, 1) for k, v in updates.items()}
     return LimitState(
         readin=on(state.readin, 0),
         readout=on(state.readout, 0),
         history={name: on(a, 1) for name, a in state.history.items()},
         noise=noise,
+        updates=updates,
         initial_readout=on(state.initial_readout, 0),
         initial_features=tuple(on(a, 0) for a in state.initial_features),
     )
@@ -187,6 +207,7 @@ def build_solver(
     return LimitSolver(
         block=block,
         representation=representation,
+        update_form=plan.updates,
         scheme=SCHEMES[solver_cfg.driver](),
         activation=activation_of(config),
         readout_map=readout_of(config),

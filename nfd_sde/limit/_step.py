@@ -3,7 +3,8 @@
   1. forward sweep (t: 0 -> 1) of the minibatch and the eval inputs, conditioned on the history;
   2. outputs f^k = E[V r(H_1)] / gamma0, loss derivatives chi;
   3. backward sweep (t: 1 -> 0) of the minibatch's loss-gradient paths G = sum_c chi_c G_c;
-  4. updates of U and V, and the minibatch's stored quantities appended to the history.
+  4. updates of U and V, and the minibatch's stored quantities appended to the history (and to
+     the accumulated weight updates, where the solver keeps them dense).
 
 Eval inputs are noise pairs conditioned on every stored training pair and on each other; nothing
 is conditioned on them (no reported quantity depends on the joint law of eval inputs at different
@@ -66,7 +67,7 @@ def _context(
     return LimitContext(
         phi=solver.activation,
         coefficients=solver.coefficients,
-        history=state.history,
+        updates=solver.accumulated_updates(state),
         forward=products if direction == "forward" else {},
         backward=products if direction == "backward" else {},
     )
@@ -202,25 +203,28 @@ def limit_step(
         else {w: a[:, :, :b] for w, a in stored_forward.items()},
         "backward": stored_backward,
     }
-    history, noise = _store(solver, state.history, state.noise, entries, train_white, start)
+    stored = (state.history, state.noise, state.updates)
+    stored = _store(solver, stored, entries, train_white, start)
     if solver.anchors and solver.host is None:
-        history, noise = lax.cond(
+        stored = lax.cond(
             k == 0,
-            lambda stored: _store_eval(solver, *stored, path, back_path, stored_forward, b, b),
+            lambda stored: _store_eval(solver, stored, path, back_path, stored_forward, b, b),
             lambda stored: stored,
-            (history, noise),
+            stored,
         )
     elif solver.anchors:  # writes to host memory cannot sit in a vmapped cond: write at
         # slot b when k = 0 and at the end slot (nothing is written) otherwise
         nowhere = jnp.where(k == 0, b, solver.stored).astype(jnp.int32)
-        new = _store_eval(solver, history, noise, path, back_path, stored_forward, b, nowhere)
-        history, noise = jax.tree.map(lambda a, c: jnp.where(k == 0, a, c), new, (history, noise))
+        new = _store_eval(solver, stored, path, back_path, stored_forward, b, nowhere)
+        stored = jax.tree.map(lambda a, c: jnp.where(k == 0, a, c), new, stored)
+    history, noise, updates = stored
     new_state = LimitState(  # laid out as the state came in (a mesh: particles split)
         readin=state.readin
         - solver.readin_rate / b * (g_path[0] @ x_batch) / math.sqrt(solver.dim),
         readout=state.readout - solver.readout_rate / b * (readout_feats[:, :b] @ chi),
         history=history,
         noise=noise,
+        updates=updates,
         initial_readout=state.initial_readout,
         initial_features=initial,
     )
@@ -238,19 +242,22 @@ def limit_step(
     return new_state, outputs
 
 
-def _store(solver: LimitSolver, history, noise, entries, white, start):
+def _store(solver: LimitSolver, stored, entries, white, start):
     """`entries` (steps, particles, pairs) written into the history at slots start..., and the
-    representation's noise history extended by them."""
+    representation's noise history and the kept accumulated updates extended by them;
+    `stored` = (history, noise, updates)."""
+    history, noise, updates = stored
     new_history = {
         name: write_pairs(history[name], entries[name], start) for name in solver.block.stored
     }
     new_noise = solver.representation.append(
         noise, history, entries, solver.block.conditioning, white, start, solver.jitter
     )
-    return new_history, new_noise
+    new_updates = solver.update_form.append(updates, entries, solver.block.update_pairs)
+    return new_history, new_noise, new_updates
 
 
-def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b, start):
+def _store_eval(solver: LimitSolver, stored, path, back_path, white, b, start):
     """Step 0's eval pairs stored after its minibatch: they teach the model nothing (zero
     loss-gradient paths, so they add no drift), but every later pair is drawn conditionally on
     them, as the network reuses W(0) for them; so an eval input's paths at step k keep the joint
@@ -264,4 +271,4 @@ def _store_eval(solver: LimitSolver, history, noise, path, back_path, white, b, 
         "forward": None if white is None else {w: a[:, :, b:] for w, a in white.items()},
         "backward": None,
     }
-    return _store(solver, history, noise, entries, eval_white, jnp.asarray(start, jnp.int32))
+    return _store(solver, stored, entries, eval_white, jnp.asarray(start, jnp.int32))

@@ -3,7 +3,8 @@
 A block is one layer of the residual stream, h_{l-1} -> h_l. The finite network scans
 `apply(h, layer)` over its stacked layers; the limit solver steps `forward_increment` and
 `backward_increment` over the depth grid, reading the stored training history and the
-initial-weight products of `LimitContext`. Because both sides live in one class, the finite network
+initial-weight products of `LimitContext`: the learned weights enter only through their accumulated updates
+(`LimitContext.updates`). Because both sides live in one class, the finite network
 and its limit cannot describe different blocks.
 
 A block declares its hidden weight matrices once, as `weight_groups` (`WeightGroup`s: each
@@ -22,7 +23,7 @@ from typing import ClassVar
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
 
-from solvers import AbstractGaussianProduct
+from solvers import AbstractAccumulatedUpdates, AbstractGaussianProduct
 
 from ._activations import AbstractActivation
 from ._weight_groups import WeightGroup
@@ -60,11 +61,14 @@ class StepCoefficients(eqx.Module):
 
 
 class LimitContext(eqx.Module):
-    """What a block's limit increments read at step m of one SGD step's sweep."""
+    """What a block's limit increments read at step m of one SGD step's sweep: `updates`, each
+    matrix's accumulated update at step m applied to vectors (`updates.forward(name, m, a)`,
+    Delta W a; `updates.backward(name, m, g)`, Delta W^T g; no coefficients), the initial
+    weights' products `forward` and `backward`."""
 
     phi: AbstractActivation
     coefficients: StepCoefficients
-    history: dict[str, Float[Array, "steps particles stored"]]
+    updates: AbstractAccumulatedUpdates
     forward: dict[str, AbstractGaussianProduct]
     backward: dict[str, AbstractGaussianProduct]
 
@@ -92,6 +96,12 @@ class AbstractBlock(eqx.Module):
         """name -> (forward input, backward input): the stored quantities each matrix's new
         products are conditioned on (what it multiplied before)."""
         return {group.limit: group.conditioning for group in self.weight_groups}
+
+    @property
+    def update_pairs(self) -> dict[str, tuple[str, str]]:
+        """name -> (output, input): the stored quantities each matrix's accumulated update is
+        made of (`WeightGroup.update_pair`)."""
+        return {group.limit: group.update_pair for group in self.weight_groups}
 
     # ---------------------------------------------------------------- the finite network
 

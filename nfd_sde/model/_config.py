@@ -13,6 +13,7 @@ from solvers import (
     REPRESENTATION_NAMES,
     REPRESENTATIONS as _REGISTERED,
     SCHEMES,
+    UPDATE_FORMS,
     AbstractRepresentation,
 )
 
@@ -151,7 +152,8 @@ class SolverConfig:
     spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
-    outputs, noise representation, driver; `devices` over which the particles are split
+    outputs, noise representation, weight space's form of the accumulated weight updates
+    (`weight_updates`, `solvers.UPDATE_FORMS`), driver; `devices` splitting the particles
     ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
     for both producers (a limit's history that does not fit is kept in host memory and streamed,
     `nfd_sde.limit.plan_limit`; a finite network that does not fit is refused,
@@ -164,6 +166,7 @@ class SolverConfig:
     levels: int = 3
     control_variates: bool = True
     representation: str = "auto"
+    weight_updates: str = "dense"
     backward: str = "decoupled"
     driver: str = "diffrax"
     jitter: float = 1e-6
@@ -190,6 +193,7 @@ class SolverConfig:
                 f"{suggestion}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
+        check.choice("solver", "weight_updates", self.weight_updates, tuple(UPDATE_FORMS))
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)
         check.finite("solver", "jitter", self.jitter, minimum=0.0)

@@ -11,13 +11,14 @@ Limit, step m (t_m = m/M, coefficients read at t_m), for the new (step k, input 
 Z = W(0) phi(H_m) and Z~ = W~(0)^T G_{m+1} are the initial weights' products (`LimitContext`),
 Phi and Gam the particle kernels between stored and new pairs. drift_m carries the minibatch mean
 1/B. The stored history is phi(H^j_m) (`features`) and G^j_{m+1} (`grads`), exactly what layer
-m + 1's weight update g_l phi(h_{l-1})^T is made of, so at M = L this is the n -> infinity limit of
+m + 1's weight update g_l phi(h_{l-1})^T is made of (the sums over j are that accumulated update
+applied to phi(H_m) and G_{m+1}, `LimitContext.updates`), so at M = L this is the n -> infinity limit of
 the depth-L decoupled network.
 """
 
 import jax.numpy as jnp
 
-from solvers import particle_gram, signed_root
+from solvers import signed_root
 
 from ._blocks import AbstractBlock
 from ._branch_matmul import branch_matmul
@@ -42,8 +43,7 @@ class OneLayer(AbstractBlock):
     def forward_increment(self, h, m, dt, ctx):
         a = ctx.phi(h)
         drift_rate = ctx.coefficients.drift[m] * ctx.coefficients.gains["W"]
-        kernel = particle_gram(ctx.history["features"][m], a)
-        drift = -drift_rate * (ctx.history["grads"][m] @ kernel)
+        drift = -drift_rate * ctx.updates.forward("W", m, a)
         noise = ctx.coefficients.beta[m] * signed_root(dt) * ctx.forward["W"](m, a)
         return drift * dt + noise
 
@@ -56,8 +56,7 @@ class OneLayer(AbstractBlock):
     def backward_increment(self, g, m, dt, ctx, forward):
         multiplier = ctx.phi.derivative(forward[m])
         drift_rate = ctx.coefficients.drift[m] * ctx.coefficients.gains["W"]
-        kernel = particle_gram(ctx.history["grads"][m], g)
-        drift = drift_rate * multiplier * (ctx.history["features"][m] @ kernel)
+        drift = drift_rate * multiplier * ctx.updates.backward("W", m, g)
         noise = ctx.coefficients.beta[m] * multiplier * ctx.backward["W"](m, g)
         return drift * dt + noise * jnp.sqrt(jnp.abs(dt))
 

@@ -18,12 +18,13 @@ with <., .> particle kernels, e_m = rate_m beta_m sqrt(dt) (rate: the bare learn
 Z2 = W2(0) phi(U) (forward, O(1) values; Z2 enters as a Brownian increment), Z~2 = W~2(0)^T G and
 Z~1 = W~1(0)^T Q (backward). The internal feature U is an O(1) conditional Gaussian field; the
 learned part of U is O(L^{c - 1/2}) (the collapse at c < 1/2). The stored history is
-phi(H^j_m), phi(U^j_m), G^j_{m+1} and Q^j_m.
+phi(H^j_m), phi(U^j_m), G^j_{m+1} and Q^j_m; the sums over j are the accumulated updates of W1
+(Q phi(H)^T) and W2 (G phi(U)^T) applied to vectors (`LimitContext.updates`).
 """
 
 import jax.numpy as jnp
 
-from solvers import particle_gram, signed_root
+from solvers import signed_root
 
 from ._blocks import AbstractBlock
 from ._branch_matmul import branch_matmul
@@ -58,20 +59,19 @@ class TwoLayer(AbstractBlock):
     def stream(self, path):
         return path[0]
 
-    def learned_internal(self, history, c, m, a, dt):
+    def learned_internal(self, updates, c, m, a, dt):
         """Delta W_{m+1,1} a / sqrt(n): the first layer's learned change of u for features a,
         -rate beta sqrt(dt) L^c sum_j Q^j <phi(H^j), a> (O(L^{c - 1/2}))."""
         scale = c.rate[m] * c.beta[m] * jnp.sqrt(jnp.abs(dt)) * c.gains["W1"]
-        return -scale * (history["q"][m] @ particle_gram(history["features"][m], a))
+        return -scale * updates.forward("W1", m, a)
 
     def forward_increment(self, y, m, dt, ctx):
         h, u_before = y
-        c, history = ctx.coefficients, ctx.history
+        c = ctx.coefficients
         a = ctx.phi(h)
-        u = ctx.forward["W1"](m, a) + self.learned_internal(history, c, m, a, dt)
+        u = ctx.forward["W1"](m, a) + self.learned_internal(ctx.updates, c, m, a, dt)
         phi_u = ctx.phi(u)
-        kernel = particle_gram(history["phi_u"][m], phi_u)
-        drift = -c.drift[m] * c.gains["W2"] * (history["grads"][m] @ kernel)
+        drift = -c.drift[m] * c.gains["W2"] * ctx.updates.forward("W2", m, phi_u)
         noise = c.beta[m] * signed_root(dt) * ctx.forward["W2"](m, phi_u)
         return drift * dt + noise, u - u_before
 
@@ -83,15 +83,13 @@ class TwoLayer(AbstractBlock):
 
     def backward_increment(self, y, m, dt, ctx, forward):
         g, q_before = y
-        c, history = ctx.coefficients, ctx.history
+        c = ctx.coefficients
         h, u = forward[0][m], forward[1][m + 1]
         root = jnp.sqrt(jnp.abs(dt))
-        r = ctx.backward["W2"](m, g) - c.rate[m] * c.beta[m] * root * c.gains["W2"] * (
-            history["phi_u"][m] @ particle_gram(history["grads"][m], g)
-        )
+        learned = c.rate[m] * c.beta[m] * root * c.gains["W2"] * ctx.updates.backward("W2", m, g)
+        r = ctx.backward["W2"](m, g) - learned
         q = ctx.phi.derivative(u) * r
-        kernel = particle_gram(history["q"][m], q)
-        drift = c.drift[m] * c.gains["W1"] * (history["features"][m] @ kernel)
+        drift = c.drift[m] * c.gains["W1"] * ctx.updates.backward("W1", m, q)
         multiplier = ctx.phi.derivative(h)
         step = multiplier * (drift * dt + c.beta[m] * root * ctx.backward["W1"](m, q))
         return step, q - q_before

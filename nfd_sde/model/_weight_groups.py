@@ -15,7 +15,8 @@ hidden matrix reads that list:
   Gaussian product per group (`limit.plan_limit`);
 * the limit: `limit` names the matrix's products (`LimitContext.forward[limit]`,
   `LimitContext.backward[limit]`), and `conditioning` the stored quantities its new products
-  are conditioned on.
+  are conditioned on; the same two make up its accumulated update (`update_pair`), which the
+  limit's learned terms apply (`LimitContext.updates`).
 """
 
 import dataclasses
@@ -36,6 +37,14 @@ class WeightGroup:
     parameter: str
     conditioning: tuple[str, str]
     exponent: str | None = None
+
+    @property
+    def update_pair(self) -> tuple[str, str]:
+        """(output, input): the stored quantities whose products make up the matrix's
+        accumulated update, sum_j out^j (in^j)^T / N, as a gradient step g a^T is the backward
+        input times the forward input (`solvers.AbstractAccumulatedUpdates`)."""
+        forward_input, backward_input = self.conditioning
+        return backward_input, forward_input
 
     def __post_init__(self):
         if self.parameter in ("readin", "readout"):
