@@ -77,9 +77,12 @@ class DenseUpdates(AbstractAccumulatedUpdates):
 class AbstractUpdateForm(eqx.Module):
     """How the accumulated updates are kept: `name` (what a config calls it), what is kept
     between steps (`init`, `append`), how it is applied (`applied`), and its cost and memory
-    for a planner (`solvers._representation_costs.ProblemSizes`)."""
+    for a planner (`solvers._representation_costs.ProblemSizes`). `keeps_matrices`: a
+    representation with explicit initial matrices keeps them too, drawn once
+    (`AbstractRepresentation.with_matrices_kept`), as they are the same size."""
 
     name: ClassVar[str]
+    keeps_matrices: ClassVar[bool]
 
     @abc.abstractmethod
     def init(self, pairs: Pairs, *, steps: int, particles: int, dtype) -> Dense | None:
@@ -109,6 +112,7 @@ class StoredPairs(AbstractUpdateForm):
     """The stored pairs: nothing kept besides the history."""
 
     name: ClassVar[str] = "pairs"
+    keeps_matrices: ClassVar[bool] = False
 
     def init(self, pairs, *, steps, particles, dtype):
         return None
@@ -130,6 +134,7 @@ class DenseMatrices(AbstractUpdateForm):
     """An (N, N) matrix per weight and depth step, extended by each step's new pairs."""
 
     name: ClassVar[str] = "dense"
+    keeps_matrices: ClassVar[bool] = True
 
     def init(self, pairs, *, steps, particles, dtype):
         return {w: jnp.zeros((steps, particles, particles), dtype) for w in pairs}

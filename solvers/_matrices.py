@@ -56,3 +56,10 @@ class StoredMatrices(AbstractMatrixSource):
 
     def __call__(self, m: Int[Array, ""]) -> Float[Array, "particles particles"]:
         return self.matrices[m]
+
+
+def drawn_once(source: AbstractMatrixSource, steps: int) -> StoredMatrices:
+    """Every step's matrix of `source` drawn now and kept (steps, size, size): the same
+    matrices, with no draw per use. A source drawn with its rows split over a mesh keeps them
+    split."""
+    return StoredMatrices(jax.jit(jax.vmap(source))(jnp.arange(steps)))

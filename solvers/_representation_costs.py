@@ -10,7 +10,8 @@ backward sweep, w initial weight matrices per block:
   two-sided field space:  FIELD_BIAS (TWO_SIDED_COST shared + 2 w M S^2 (n + B)): each product
                           also solves against the other side and projects its fresh noise off it,
                           and the step's products are recomputed once to be stored
-  weight space:           drifts + w M N^2 (n + B) + 2 w M N^2 RNG_COST (drawing the matrices),
+  weight space:           drifts + w M N^2 (n + B) + 2 w M N^2 RNG_COST (drawing the matrices;
+                          none with dense updates, which keep the matrices drawn once),
                           its drifts those of the form `updates` keeps the accumulated weight
                           updates in (`solvers._accumulated_updates`): the stored pairs (shared)
                           or dense N x N matrices per depth step, w M N^2 (n + 2 B) whatever S

@@ -118,6 +118,11 @@ class AbstractRepresentation(eqx.Module):
         """The representation of `weights` with its noise drawn from `key`
         (`representation_keys`); `refinement`: nested grids share their noise."""
 
+    def with_matrices_kept(self, steps: int) -> "AbstractRepresentation":
+        """The same representation with its explicit matrices of every depth step drawn once
+        and kept, where it has any (weight space); others are returned as they are."""
+        return self
+
     @abc.abstractmethod
     def init_noise(
         self, weights: tuple[str, ...], *, stored: int, dtype, empty: EmptyParticles

@@ -1,7 +1,9 @@
 """Weight space: an (N, N) Gaussian matrix per depth step, regenerated from a key; the backward
 product is the same matrix transposed (standard backprop) or an independent one. Its products
 cost O(N^2) per pair anyway, so its accumulated weight updates may be kept as dense (N, N)
-matrices per depth step too (`solvers.DenseMatrices`, `ProblemSizes.updates`)."""
+matrices per depth step too (`solvers.DenseMatrices`, `ProblemSizes.updates`), and then its
+initial matrices are kept as well, drawn once per solve instead of once per use
+(`with_matrices_kept`; the same matrices)."""
 
 from typing import ClassVar
 
@@ -11,7 +13,7 @@ from jaxtyping import PRNGKeyArray
 from ._gaussian_products import (
     MatrixProduct,
 )
-from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices
+from ._matrices import AbstractMatrixSource, KeyedGaussianMatrices, drawn_once
 from ._representation_costs import RepresentationMemory
 from ._representations import AbstractRepresentation, representation_keys, weight_keys
 from ._sharding import AxisMesh
@@ -34,13 +36,19 @@ class WeightSpace(AbstractRepresentation):
 
     @classmethod
     def cost(cls, sizes):
+        """Kept matrices (a form that keeps matrices, `with_matrices_kept`) are drawn once per
+        solve, not per step: no drawing cost per step."""
         n, m, w, pairs = sizes.particles, sizes.depth_steps, sizes.weights, sizes.new + sizes.batch
         drifts = cls.updates(sizes).cost(sizes)
-        return drifts + w * (m * n**2 * pairs + 2 * m * n**2 * sizes.rng_cost)
+        draws = 0 if cls.updates(sizes).keeps_matrices else 2 * m * n**2 * sizes.rng_cost
+        return drifts + w * (m * n**2 * pairs + draws)
 
     @classmethod
     def memory(cls, sizes):
-        matrices = 2 * sizes.weights * sizes.particles**2
+        """Two matrices drawn per depth step at a time, or, kept, both directions' matrices of
+        every depth step (standard backprop keeps one: this bounds it)."""
+        steps = sizes.depth_steps if cls.updates(sizes).keeps_matrices else 1
+        matrices = 2 * steps * sizes.weights * sizes.particles**2
         return RepresentationMemory(working=matrices + cls.updates(sizes).memory(sizes))
 
     @classmethod
@@ -84,6 +92,14 @@ class WeightSpace(AbstractRepresentation):
             else {w: source(k) for w, k in weight_keys(backward_key, weights).items()}
         )
         return cls(forward, backward)
+
+    def with_matrices_kept(self, steps):
+        forward = {w: drawn_once(s, steps) for w, s in self.forward_matrices.items()}
+        if self.backward_matrices is self.forward_matrices:  # standard backprop: the same ones
+            return WeightSpace(forward, forward)
+        return WeightSpace(
+            forward, {w: drawn_once(s, steps) for w, s in self.backward_matrices.items()}
+        )
 
     def init_noise(self, weights, *, stored, dtype, empty):
         return None

@@ -23,13 +23,15 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.finite import make_network, train_finite
-from nfd_sde.limit import plan_for, plan_limit, solve_limit
+from nfd_sde.limit import build_solver, plan_for, plan_limit, solve_limit
 from nfd_sde.validation import limit_from_network
 from solvers import (
     STORED_PAIRS,
     UPDATE_FORMS,
     DenseMatrices,
+    KeyedGaussianMatrices,
     ProblemSizes,
+    StoredMatrices,
     WeightSpace,
     particle_gram,
 )
@@ -149,7 +151,34 @@ def test_dense_cost_does_not_grow_with_the_stored_pairs():
     pairs = ProblemSizes(512, 4, 10, 32, 16)
     assert WeightSpace.cost(ProblemSizes(512, 4, 10_000, 32, 16)) > WeightSpace.cost(pairs)
     extra = WeightSpace.memory(sizes).working - WeightSpace.memory(pairs).working
-    assert extra == 4 * 512**2
+    # the dense updates of the 4 depth steps, and both directions' matrices of all 4 kept
+    # instead of two drawn at a time
+    assert extra == 4 * 512**2 + 2 * (4 - 1) * 512**2
+    # kept matrices are drawn once per solve: no drawing cost per step
+    drawn = 2 * 4 * 512**2 * sizes.rng_cost
+    assert WeightSpace.cost(pairs) - STORED_PAIRS.cost(pairs) == 4 * 512**2 * 48 + drawn
+    assert WeightSpace.cost(sizes) - DENSE.cost(sizes) == 4 * 512**2 * 48
+
+
+@pytest.mark.parametrize("backward", ["standard", "decoupled"])
+def test_dense_weight_space_keeps_its_matrices_drawn_once(backward):
+    """With dense updates the solver holds every depth step's initial matrices (the same draws
+    as the keyed ones, which `test_dense_updates_are_the_stored_pairs` compares through whole runs); standard
+    backprop keeps one set for both directions."""
+    config = _config("one_layer", backward).replace(run={"dtype": "float32"})
+    stream = load_stream(config)
+    plan = plan_for(config, stream)
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan)
+    forward = solver.representation.forward_matrices["W"]
+    assert isinstance(forward, StoredMatrices) and forward.matrices.shape == (4, 24, 24)
+    keyed = build_solver(config.replace(solver={"weight_updates": "pairs"}), stream,
+                         key=jax.random.key(0), plan=plan_for(config.replace(
+                             solver={"weight_updates": "pairs"}), stream))  # fmt: skip
+    source = keyed.representation.forward_matrices["W"]
+    assert isinstance(source, KeyedGaussianMatrices)
+    np.testing.assert_array_equal(forward.matrices[2], source(2))
+    backward_matrices = solver.representation.backward_matrices
+    assert (backward_matrices is solver.representation.forward_matrices) == (backward == "standard")
 
 
 def test_dense_updates_that_do_not_fit_fall_back_to_the_stored_pairs():

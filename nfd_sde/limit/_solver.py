@@ -201,6 +201,8 @@ def build_solver(
         refinement=refinement,
         mesh=mesh,
     )
+    if plan.updates.keeps_matrices:  # kept beside the dense updates: drawn once, not per step
+        representation = representation.with_matrices_kept(grid.steps)
     rates = limit_rates(config, dtype)
     # with control variates, step 0's eval pairs are stored too (`_step._store_eval`)
     anchors = stream.x_eval.shape[0] if config.solver.control_variates and stream.steps else 0
