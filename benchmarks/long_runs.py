@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/long_runs.py [--quick | --full] [--out benchmarks/results/]
 
-For each representation and backward mode (field space: decoupled; weight space: decoupled and
-standard) at N in {1024, 4096} particles, M = 4 depth steps, minibatch B = 16, P = 8 eval inputs,
+For each representation and backward mode (field space: decoupled, and standard through the
+two-sided field space; weight space: decoupled with its accumulated updates re-applied from the
+stored pairs or kept dense (`solver.weight_updates`), and standard, dense) at N in {1024, 4096}
+particles, M = 4 depth steps, minibatch B = 16, P = 8 eval inputs,
 one step of the limit solver is compiled ahead of time (`nfd_sde.limit.jit_step`, compile time
 reported apart) and timed at two points of a K-step run, K*B in {128, 512, 2048} (8192 with
 `--full`): the last step (k = K - 1, a full history) and the middle one (k = K/2, half full; a
@@ -53,10 +55,12 @@ class Sizes:
     depth_steps: int = 4
     particles: tuple[int, ...] = (1024, 4096)
     stored: tuple[int, ...] = (128, 512, 2048)
-    variants: tuple[tuple[str, str], ...] = (
-        ("field", "decoupled"),
-        ("weight", "decoupled"),
-        ("weight", "standard"),
+    variants: tuple[tuple[str, str, str], ...] = (  # representation, backward, weight_updates
+        ("field", "decoupled", "pairs"),
+        ("field", "standard", "pairs"),  # the two-sided field space
+        ("weight", "decoupled", "pairs"),
+        ("weight", "decoupled", "dense"),
+        ("weight", "standard", "dense"),
     )
     repeats: int = 4
     budget_s: float = 6.0
@@ -66,16 +70,22 @@ QUICK = Sizes(particles=(128,), stored=(64, 256), depth_steps=2, repeats=2, budg
 FULL = dataclasses.replace(Sizes(), stored=(128, 512, 2048, 8192))
 
 
-def needed_flops(rep: str, n: int, m: int, filled: int, b: int, p: int) -> float:
+def needed_flops(
+    rep: str, n: int, m: int, filled: int, b: int, p: int, updates: str = "pairs"
+) -> float:
     """The products one step needs at `filled` stored slots (multiply-adds count 2): per depth
     step, each direction's drift (the kernel with the stored inputs and its product with the
     stored paths, 2 x 2 N S r), and in field space the conditional increments (the kernel with
     the stored inputs, the stored increments times the rows: 2 x 2 N S r; the triangular solve,
     S^2 r) for r = B + P forward and B backward, plus the B new pairs' factor rows per
-    direction (2 N S B + S^2 B); in weight space each direction's matrix product, 2 N^2 r."""
+    direction (2 N S B + S^2 B); in weight space each direction's matrix product, 2 N^2 r, and
+    with dense updates the drift is one more product, 2 N^2 r, plus the rank-B update of the
+    kept matrix, 2 N^2 B, in place of the stored pairs' drift. The two-sided field space is
+    counted as the one-sided one (its extra solves against the other side left out: a lower
+    bound)."""
     s, total = filled, 0.0
     for r in (b + p, b):
-        total += 4 * n * s * r
+        total += 2 * n * n * (r + (b if r == b else 0)) if updates == "dense" else 4 * n * s * r
         if rep == "field":
             total += 4 * n * s * r + s * s * r + 2 * n * s * b + s * s * b
         else:
@@ -105,13 +115,14 @@ def fill_state(state: LimitState, filled: int, *, key) -> LimitState:
     return eqx.tree_at(lambda s: s.noise, state, noise, is_leaf=lambda x: x is None)
 
 
-def compile_point(sizes: Sizes, n: int, stored: int, rep: str, backward: str):
+def compile_point(sizes: Sizes, n: int, stored: int, rep: str, backward: str, updates: str):
     config = base_config(sizes, stored=stored).replace(
         solver={
             "particles": n,
             "depth_steps": sizes.depth_steps,
             "representation": rep,
             "backward": backward,
+            "weight_updates": updates,
             "memory_limit_gb": 1e6,
             "groups": 1,
             "levels": 1,
@@ -144,7 +155,9 @@ def compile_point(sizes: Sizes, n: int, stored: int, rep: str, backward: str):
             current[0], out = compiled(inputs, current[0])
             return out
 
-        flops = needed_flops(rep, n, sizes.depth_steps, filled, sizes.batch, sizes.eval_size)
+        flops = needed_flops(
+            rep, n, sizes.depth_steps, filled, sizes.batch, sizes.eval_size, updates
+        )
         calls[label] = (call, flops, filled)
     return info, calls
 
@@ -166,10 +179,10 @@ def run(sizes: Sizes) -> dict:
     for n in sizes.particles:
         for stored in sizes.stored:
             variants, meta = [], {}
-            for rep, backward in sizes.variants:
-                name = f"{rep}/{backward}"
+            for rep, backward, updates in sizes.variants:
+                name = f"{rep}/{backward}" + (f"/{updates}" if rep == "weight" else "")
                 try:
-                    info, calls = compile_point(sizes, n, stored, rep, backward)
+                    info, calls = compile_point(sizes, n, stored, rep, backward, updates)
                 except ValueError as error:  # a mode the representation does not support
                     print(f"  skip {name}: {error}", flush=True)
                     continue
@@ -183,6 +196,7 @@ def run(sizes: Sizes) -> dict:
                     meta[key] = {
                         "representation": rep,
                         "backward": backward,
+                        "weight_updates": updates,
                         "particles": n,
                         "stored_pairs": stored,
                         "point": label,
@@ -221,16 +235,11 @@ def run(sizes: Sizes) -> dict:
 
 def fits(points) -> list[dict]:
     out = []
-    keys = sorted(
-        {(p["representation"], p["backward"], p["particles"], p["point"]) for p in points}
-    )
-    for rep, backward, n, label in keys:
-        chosen = [
-            p
-            for p in points
-            if (p["representation"], p["backward"], p["particles"], p["point"])
-            == (rep, backward, n, label)
-        ]
+    def of(p):
+        return p["representation"], p["backward"], p["weight_updates"], p["particles"], p["point"]
+
+    for rep, backward, updates, n, label in sorted({of(p) for p in points}):
+        chosen = [p for p in points if of(p) == (rep, backward, updates, n, label)]
         if len(chosen) < 2:
             continue
         fit = fit_loglog([p["stored_pairs"] for p in chosen], [p["step"]["min_s"] for p in chosen])
@@ -238,6 +247,7 @@ def fits(points) -> list[dict]:
             {
                 "representation": rep,
                 "backward": backward,
+                "weight_updates": updates,
                 "particles": n,
                 "point": label,
                 "exponent": fit.slope,
@@ -254,7 +264,7 @@ def report(results: dict) -> str:
         [
             p["particles"],
             p["stored_pairs"],
-            f"{p['representation']}/{p['backward']}",
+            _name(p),
             p["point"],
             p["filled_slots"],
             ms(p["step"]["min_s"]),
@@ -288,7 +298,7 @@ def report(results: dict) -> str:
     fit_rows = [
         [
             f["particles"],
-            f"{f['representation']}/{f['backward']}",
+            _name(f),
             f["point"],
             f"{f['exponent']:.2f}",
             f"[{f['interval'][0]:.2f}, {f['interval'][1]:.2f}]",
@@ -302,6 +312,11 @@ def report(results: dict) -> str:
         table(["N", "repr./backward", "step", "exponent", "95 % interval"], fit_rows),
     ]
     return "\n".join(lines)
+
+
+def _name(p) -> str:
+    name = f"{p['representation']}/{p['backward']}"
+    return name + (f"/{p['weight_updates']}" if p["representation"] == "weight" else "")
 
 
 def main(argv=None):

@@ -118,18 +118,25 @@ def run_groups(
     y_train = jnp.asarray(stream.y_train, dtype)
     x_eval = jnp.asarray(stream.x_eval, dtype)
     final_k = jnp.int32(stream.steps)
-    outputs, step_times = [], []
+    outputs, steps_cv, step_times = [], [], []
     for k in tqdm(range(stream.steps), desc=desc, unit="step", disable=not progress):
         tick = time.perf_counter()
         state, out = jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state)
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
-        outputs.append(jax.device_get(out))
-        if not all(np.all(np.isfinite(a)) for a in jax.tree.leaves(outputs[-1])):
+        out = jax.device_get(out)
+        # the control statistics (groups x outputs x controls^2, controls ~ 4 x eval inputs) are
+        # reduced to the step's cross-fitted estimates at once, not kept for every step
+        steps_cv.append(cross_fitted(jax.tree.map(lambda a: a[:, None], out.controls)))
+        outputs.append(eqx.tree_at(lambda o: o.controls, out, None))
+        if not all(np.all(np.isfinite(a)) for a in jax.tree.leaves(out)):
             break  # diverged: the later steps are not solved
     solved = len(outputs)
     if outputs and solved < stream.steps:
         outputs += [_blank(outputs[-1])] * (stream.steps - solved)
+        steps_cv += [None if c is None else _blank(c) for c in steps_cv[-1:]] * (
+            stream.steps - solved
+        )
         f_final, controls_final, feature_final = _blank(
             jax.eval_shape(jit_evaluate, solver, state, final_k, x_eval)
         )
@@ -169,9 +176,7 @@ def run_groups(
         run["f_train_cv"], run["f_eval_cv"] = run["f_train"], run["f_eval"]
         return run
     if outputs:
-        steps_cv = cross_fitted(
-            jax.tree.map(lambda *a: np.stack(a, axis=1), *[o.controls for o in outputs])
-        )
+        steps_cv = np.concatenate(steps_cv, axis=1)
     else:
         steps_cv = np.zeros((groups, 0, batch + eval_size, outputs_), f_final.dtype)
     run["f_train_cv"] = steps_cv[:, :, :batch]

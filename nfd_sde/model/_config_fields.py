@@ -62,7 +62,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "representation": 'noise representation: `"field"`, `"weight"`, or `"auto"` (the cheaper)',
         "weight_updates": 'weight space\'s accumulated weight updates: `"dense"` (an N x N matrix '
         "per weight and depth step, updated as pairs are stored: a step's cost does not grow with "
-        "the steps taken; the stored pairs are used where they do not fit on the device) or "
+        "the steps taken; the initial matrices are then kept too, drawn once per solve; the "
+        "stored pairs are used where they do not fit on the device) or "
         '`"pairs"` (re-applied from the stored pairs every step); field space always uses the '
         "pairs",
         "backward": '`"decoupled"` (the NFD) or `"standard"` (real backprop: two-sided field space or weight space)',

@@ -182,14 +182,14 @@ STANDARD = AuditScale(
         eval_size=128,
     ),
     norms=NormsSizes(depths=(4, 16, 64), width=128, seeds=3, steps=20),
-    scaling=ScalingSizes(
+    scaling=ScalingSizes(  # a real run: 100 steps (the limit in weight space, dense updates)
         widths=(16, 32, 64, 128),
         depths=(2, 4, 8),
         seeds=16,
-        steps=8,
+        steps=100,
         batch=16,
         eval_size=32,
-        particles=2048,
+        particles=1024,
         depth_steps=16,
     ),
     planned_s={

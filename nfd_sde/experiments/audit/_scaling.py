@@ -40,8 +40,8 @@ class ScalingClaim(AbstractClaim):
         "on real data."
     )
     rule = (
-        "Seed ensembles of decoupled networks over widths x depths, one-hot MSE (final eval loss, "
-        "mean and "
+        "Seed ensembles of decoupled networks over widths x depths trained for the scale's steps "
+        "(100 at the standard scale), one-hot MSE (final eval loss, mean and "
         "standard error over seeds; diverged members left out and counted) and the NFD limit at "
         "infinite depth (three nested grids, extrapolated; 95% band from its Monte Carlo and "
         "discretisation errors). Weighted least squares loss(n, L) = loss_inf + a/n + b/L, "
@@ -112,8 +112,9 @@ class ScalingClaim(AbstractClaim):
         return verdict(HOLDS, f"{text}, contains 0")
 
     def figure(self, data: dict[str, Any]) -> Figure:
-        figure = new_figure(1, 2, height=4.2)
-        width_ax, depth_ax = figure.axes
+        figure = new_figure(1, 3, height=4.2)
+        width_ax, depth_ax, curve_ax = figure.axes
+        _draw_curves(curve_ax, data)
         nfd, half = data["limit"]["loss_eval"][-1], (data["limit"]["half95"] or [math.nan])[-1]
         cells = {(c["width"], c["depth"]): c for c in data["cells"]}
         for ax, outer, inner, what in ((width_ax, data["depths"], data["widths"], "n"),
@@ -151,12 +152,34 @@ def _ensemble(config, stream, width: int, depth: int, seeds: int, key) -> dict[s
     sized = config.replace(network={"width": width, "depth": depth})
     keys = jax.random.split(jax.random.fold_in(key, 1000 * width + depth), seeds)
     result = train_ensemble(sized, stream, keys=keys)
-    final = np.asarray(result.loss_eval, float)[:, -1]
-    ok = np.isfinite(final)
+    losses = np.asarray(result.loss_eval, float)
+    final = losses[:, -1]
+    ok = np.all(np.isfinite(losses), axis=1)
     mean = float(final[ok].mean()) if ok.any() else None
     stderr = float(final[ok].std(ddof=1) / math.sqrt(ok.sum())) if ok.sum() > 1 else None
-    return {"width": width, "depth": depth, "mean": mean, "stderr": stderr,
+    curve = losses[ok].mean(axis=0) if ok.any() else None
+    return {"width": width, "depth": depth, "mean": mean, "stderr": stderr, "curve": curve,
             "members": int(len(final)), "diverged": int((~ok).sum())}  # fmt: skip
+
+
+def _draw_curves(ax, data: dict[str, Any]) -> None:
+    """The limit's eval loss at every step with its 95% band, and the widest networks' mean
+    curve at each depth (cells of older records keep no curve and are left out)."""
+    limit = data["limit"]
+    steps = np.arange(len(limit["loss_eval"]))
+    ax.plot(steps, limit["loss_eval"], color="black", linewidth=2, label="NFD limit")
+    if limit["half95"] is not None:
+        low = np.asarray(limit["loss_eval"]) - np.asarray(limit["half95"])
+        high = np.asarray(limit["loss_eval"]) + np.asarray(limit["half95"])
+        ax.fill_between(steps, low, high, color="grey", alpha=0.3, label="its 95% band")
+    widest = max(data["widths"])
+    cells = [c for c in data["cells"] if c["width"] == widest and c.get("curve") is not None]
+    for cell, colour in zip(cells, palette(len(cells))):
+        ax.plot(steps, cell["curve"], color=colour, label=f"n = {widest}, L = {cell['depth']}")
+    ax.set(xlabel="SGD step k", ylabel="eval loss (one-hot MSE)",
+           title=f"training curves ({data['steps']} steps)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
 
 
 def _fit(cells) -> dict[str, Any] | None:
