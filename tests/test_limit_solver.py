@@ -233,3 +233,30 @@ def test_convergence_rate_in_particles(linear_problem):
     fit = fit_loglog(sizes, fluctuations)
     print(f"particle rate: slope {fit.slope:.3f} +- {fit.slope_stderr:.3f}, {fluctuations}")
     assert -0.6 < fit.slope < -0.4, (fit, fluctuations)
+
+
+def test_control_statistics_are_reduced_step_by_step(monkeypatch):
+    """A step's control-variate statistics (outputs x controls^2 per group, controls ~ 4 x eval
+    inputs) are cross-fitted as the step ends, one step at a time, and not kept: stacked over a
+    200-step run of 4 groups they once took 24 GB. Calls: one per step and one for the final
+    evaluation, each with a single step."""
+    from nfd_sde.limit import _groups
+
+    shapes = []
+    real = _groups.cross_fitted
+
+    def spy(stats, **kwargs):
+        shapes.append(stats.mean_y.shape)
+        return real(stats, **kwargs)
+
+    monkeypatch.setattr(_groups, "cross_fitted", spy)
+    config = load_config(
+        None,
+        ["training.steps=3", "solver.particles=32", "solver.groups=2", "solver.levels=1",
+         "solver.depth_steps=2", "data.eval_size=5"],
+    )  # fmt: skip
+    from nfd_sde import load_stream
+
+    result = solve_limit(config, load_stream(config), key=jax.random.key(0))
+    assert np.all(np.isfinite(result.f_eval))
+    assert len(shapes) == 3 + 1 and all(s[:2] == (2, 1) for s in shapes), shapes

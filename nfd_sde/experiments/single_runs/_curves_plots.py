@@ -55,7 +55,8 @@ def plot_curves(data: dict[str, Any], path: str | Path):
         f"{data['data']}\nfinite networks of depth L = {data['depth']}, {data['backward']} "
         f"backward, batch {data['batch']}, {data['eval_size']} eval inputs; bands: 95%"
     )
-    figure.suptitle(textwrap.fill(title, 120, replace_whitespace=False), fontsize="medium")
+    lines = [textwrap.fill(line, 120) for line in title.split("\n")]
+    figure.suptitle("\n".join(lines), fontsize="medium")
     legend_below(figure, figure.axes[1], columns=len(data["widths"]) + 1)
     return save_figure(figure, path)
 
