@@ -235,6 +235,7 @@ def run(sizes: Sizes) -> dict:
 
 def fits(points) -> list[dict]:
     out = []
+
     def of(p):
         return p["representation"], p["backward"], p["weight_updates"], p["particles"], p["point"]
 
