@@ -221,3 +221,17 @@ def trained_quantities(run) -> dict[str, np.ndarray]:
         "feature_train": run["feature_train"],
         "grad_train": run["grad_train"],
     }
+
+
+def assert_limit_is_the_network(limit, finite, *, rtol: float, moved: float) -> None:
+    """A limit solved from a finite network's own initial weights (M = L, N = n) against that
+    network trained on the same data: outputs (eval and, where both record them, train) and the
+    three kernels equal to `rtol` relative to each array's largest entry, and training moved
+    the eval outputs by more than `moved` times that scale (the comparison is not vacuous)."""
+    scale = np.abs(finite.f_eval).max()
+    np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(limit.f_train, finite.f_train, rtol=rtol, atol=rtol * scale)
+    for name in ("feature_eval", "feature_train", "grad_train"):
+        a, b = limit.kernels[name], finite.kernels[name]
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > moved * scale

@@ -35,6 +35,7 @@ from solvers import (
     WeightSpace,
     particle_gram,
 )
+from tests._limit_helpers import assert_limit_is_the_network
 
 DENSE = UPDATE_FORMS["dense"]
 
@@ -133,13 +134,7 @@ def test_dense_weight_space_is_the_network_after_many_steps(block, backward):
         solver, state = limit_from_network(config, stream, network)
         assert isinstance(solver.update_form, DenseMatrices)
         limit = solve_limit(config, stream, key=jax.random.key(0), solver=solver, state=state)
-    scale = np.abs(finite.f_eval).max()
-    np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=1e-8, atol=1e-8 * scale)
-    np.testing.assert_allclose(limit.f_train, finite.f_train, rtol=1e-8, atol=1e-8 * scale)
-    for name in ("feature_eval", "feature_train", "grad_train"):
-        a, b = limit.kernels[name], finite.kernels[name]
-        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8 * np.abs(b).max())
-    assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > 1e-2 * scale
+    assert_limit_is_the_network(limit, finite, rtol=1e-8, moved=1e-2)
 
 
 def test_dense_cost_does_not_grow_with_the_stored_pairs():

@@ -33,7 +33,12 @@ from solvers import (
     TwoSidedProduct,
     two_sided_product,
 )
-from tests._limit_helpers import first_step_gain, first_step_problem, stream_from
+from tests._limit_helpers import (
+    assert_limit_is_the_network,
+    first_step_gain,
+    first_step_problem,
+    stream_from,
+)
 
 
 def _problem(width, depth, *, block="one_layer", exponent=0.0, extra=()):
@@ -98,13 +103,7 @@ def test_two_sided_field_space_fed_the_network_weights_is_the_network(block, exp
         solver, state = field_limit_from_network(config, stream, network)
         assert isinstance(solver.representation, TwoSidedFieldSpace)
         limit = solve_limit(config, stream, key=jax.random.key(0), solver=solver, state=state)
-    scale = np.abs(finite.f_eval).max()
-    np.testing.assert_allclose(limit.f_eval, finite.f_eval, rtol=1e-9, atol=1e-9 * scale)
-    np.testing.assert_allclose(limit.f_train, finite.f_train, rtol=1e-9, atol=1e-9 * scale)
-    for name in ("feature_eval", "feature_train", "grad_train"):
-        a, b = limit.kernels[name], finite.kernels[name]
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
-    assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > 1e-3 * scale
+    assert_limit_is_the_network(limit, finite, rtol=1e-9, moved=1e-3)
 
 
 def _factor(x):
