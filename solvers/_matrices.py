@@ -62,4 +62,11 @@ def drawn_once(source: AbstractMatrixSource, steps: int) -> StoredMatrices:
     """Every step's matrix of `source` drawn now and kept (steps, size, size): the same
     matrices, with no draw per use. A source drawn with its rows split over a mesh keeps them
     split."""
-    return StoredMatrices(jax.jit(jax.vmap(source))(jnp.arange(steps)))
+    return StoredMatrices(_draw_all(source, jnp.arange(steps)))
+
+
+@eqx.filter_jit
+def _draw_all(source: AbstractMatrixSource, steps: Int[Array, " steps"]):
+    """One compilation per kind of source (its static fields), reused by every group and level:
+    the key is an argument, not a constant of the program."""
+    return jax.vmap(source)(steps)
