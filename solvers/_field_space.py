@@ -54,6 +54,24 @@ class AbstractFieldSpace(AbstractRepresentation):
         return keyed_pair_white(keys, k, (self.particles, pairs), self.grid, self, dtype)
 
     @classmethod
+    def refusal(cls, sizes):
+        """The conditioning is on the particle kernel of the pairs, an average over N particles:
+        its rank is at most N. Past N pairs (stored and new) the new pairs' conditional block
+        is singular and the factor rows solve against jitter-sized pivots; the solve then
+        loses every digit (measured, float32, one-layer teacher regression, batch 16: N =
+        1024 gave wrong values and then NaN 5 steps after the pairs passed 1024, N = 2048 3
+        steps after they passed 2048). Weight space has no such bound."""
+        pairs = sizes.stored + sizes.new
+        if pairs <= sizes.particles:
+            return None
+        return (
+            f"the {cls.label}-space solve conditions on the particle kernel of {sizes.stored} "
+            f"stored and {sizes.new} new pairs, whose rank is at most solver.particles="
+            f"{sizes.particles}: its conditional Gaussians would be singular. Use at least "
+            f"{pairs} particles, fewer training.steps x training.batch"
+        )
+
+    @classmethod
     def build(cls, weights, *, key, grid, particles, reuse, dtype, refinement=1, mesh=None):
         keys = representation_keys(key)
         return cls(

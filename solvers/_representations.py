@@ -85,6 +85,11 @@ class AbstractRepresentation(eqx.Module):
         backprop) or one with independent backward matrices (decoupled)."""
 
     @classmethod
+    def refusal(cls, sizes: ProblemSizes) -> str | None:
+        """Why it cannot represent a solve of these sizes (None: it can)."""
+        return None
+
+    @classmethod
     def updates(cls, sizes: ProblemSizes) -> AbstractUpdateForm:
         """The form in which it keeps the accumulated weight updates
         (`solvers._accumulated_updates`): the stored pairs, unless it keeps them as

@@ -186,6 +186,26 @@ def test_representation_choice_and_memory_refusal():
         )
 
 
+@pytest.mark.parametrize("backward", ["decoupled", "standard"])
+def test_field_space_is_refused_past_as_many_pairs_as_particles(backward):
+    # the particle kernel of S + new pairs has rank <= N: at N = 1024 a 200-step run of
+    # batch 16 (3208 stored pairs) gave wrong values, then NaN, a few steps after S passed N
+    config = load_config(
+        None, ["solver.particles=1024", "solver.groups=1", f"solver.backward={backward}"]
+    )
+    sizes = {"dim": 8, "batch": 16, "eval_size": 8}  # stored = 16 K + 8, new = 24
+    field = config.replace(solver={"representation": "field"})
+    last_allowed = plan_limit(field, steps=62, **sizes)  # 1000 + 24 = 1024 pairs
+    assert last_allowed.representation == "field"
+    with pytest.raises(ValueError, match=r"rank is at most solver.particles=1024.*1040 particles"):
+        plan_limit(field, steps=63, **sizes)  # 1016 + 24 = 1040 pairs
+    with pytest.raises(ValueError, match=r"representation='weight'"):
+        plan_limit(field, steps=200, **sizes)
+    # auto never takes it there (by the cost model, weight space is the cheaper there anyway)
+    for steps in (63, 200):
+        assert plan_limit(config, steps=steps, **sizes).representation == "weight"
+
+
 @pytest.mark.slow
 def test_convergence_rate_in_particles(linear_problem):
     """The particle system's Monte Carlo error falls like N^{-1/2}, and at every N its mean is

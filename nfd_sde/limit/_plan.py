@@ -16,8 +16,9 @@ Where the particles live (memory per device, `solver.memory_limit_gb`, resolved 
             blocks of particles (`solvers.HostParticles`), on one device; the blocks are as few
             as fit. Everything else (the new pairs' paths, the factors, the weight-space
             matrices) stays on the device.
-A problem that fits with none of its representations, or whose history does not fit in host
-memory, is refused with the amount and the knobs that reduce it.
+A representation may also refuse sizes it cannot represent (`refusal`: field space past as many
+pairs as particles). A problem that fits with none of its representations, or whose history does
+not fit in host memory, is refused with the amount and the knobs that reduce it.
 
 Weight space's dense accumulated updates (`solver.weight_updates`, `ProblemSizes.updates`) stay
 on the device: where they do not fit resident, the plan applies the stored pairs and says so.
@@ -25,15 +26,12 @@ on the device: where they do not fit resident, the plan applies the stored pairs
 
 import dataclasses
 
-import jax
-
 from solvers import (
     STORED_PAIRS,
     UPDATE_FORMS,
     AbstractRepresentation,
     AbstractUpdateForm,
     ProblemSizes,
-    largest_divisor,
 )
 
 from ..model import (
@@ -45,6 +43,7 @@ from ..model import (
     memory_limit_gb,
     supported_representations,
 )
+from ._plan_devices import devices_for, fewest_blocks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +130,13 @@ def plan_limit(
     )
     costs = {r.name: r.cost(sizes) for r in solver.representations}
     candidates = sorted(solver.representations, key=lambda r: costs[r.name])
-    devices, where = _devices(solver.devices, solver.particles, available_devices)
+    devices, where = devices_for(solver.devices, solver.particles, available_devices)
     refusals = []
     for kind in candidates:
+        refusal = kind.refusal(sizes)
+        if refusal is not None:
+            refusals.append((kind, refusal))
+            continue
         try:
             plan = _place(config, kind, sizes, dim, devices)
         except ValueError as error:
@@ -176,7 +179,7 @@ def _choice(solver, kind, candidates, costs, refusals) -> str:
     if refusals:
         why = (
             f"auto: {kind.label} space, the cheapest that fits for {solver.mode.description} "
-            f"({refusals[0][0].label} space does not fit: {refusals[0][1]})"
+            f"({refusals[0][0].label} space is out: {refusals[0][1]})"
         )
     return f"{why} (cost relative to it: {ratios})" if ratios else why
 
@@ -232,7 +235,7 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
     fixed += groups * itemsize * memory.streamed_working
     per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
-    blocks = _fewest_blocks(n_part, int((limit - fixed) // per_particle))
+    blocks = fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
         raise ValueError(
@@ -263,43 +266,6 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     return LimitPlan(
         kind, sizes, {}, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason
     )
-
-
-def _devices(requested: int | str, particles: int, available: int | None) -> tuple[int, str]:
-    """How many devices split the particles, and why."""
-    available = len(jax.devices()) if available is None else available
-    if requested == "all":
-        count = largest_divisor(particles, available)
-        if count == available:
-            return count, f"solver.devices='all': the {count} visible device(s)"
-        return count, (
-            f"solver.devices='all': {count} of the {available} visible devices, the most that "
-            f"divide the {particles} particles evenly"
-        )
-    if requested > available:
-        raise ValueError(
-            f"solver.devices={requested}, but JAX sees {available} device(s) "
-            f"({jax.devices()[0].platform}); set solver.devices='all' or at most {available}. "
-            "On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N (set before JAX "
-            "starts) makes N virtual devices"
-        )
-    if particles % requested:
-        raise ValueError(
-            f"solver.devices={requested} does not divide solver.particles={particles}: each "
-            "device holds particles / devices of them; choose particles a multiple of devices"
-        )
-    return requested, f"solver.devices={requested}"
-
-
-def _fewest_blocks(particles: int, most_per_block: int) -> int:
-    """The fewest blocks of equal size at most `most_per_block` (at least 1) that split the
-    particles."""
-    divisors = set()
-    for d in range(1, int(particles**0.5) + 1):
-        if particles % d == 0:
-            divisors |= {d, particles // d}
-    fitting = [c for c in divisors if particles // c <= max(most_per_block, 1)]
-    return min(fitting)
 
 
 def _check_levels(config: Config) -> None:
