@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._host_particles import HostParticles
+from ._matrices import matrix_times
 from ._particles import particle_gram
 
 Pairs = dict[str, tuple[str, str]]
@@ -71,7 +72,7 @@ class DenseUpdates(AbstractAccumulatedUpdates):
         return self.matrices[name][m] @ x
 
     def backward(self, name, m, x):
-        return self.matrices[name][m].T @ x
+        return matrix_times(self.matrices[name][m], x, transpose=True)
 
 
 class AbstractUpdateForm(eqx.Module):
@@ -142,8 +143,8 @@ class DenseMatrices(AbstractUpdateForm):
     def append(self, kept, entries, pairs):
         def extended(w):
             output, inputs = pairs[w]
-            new = entries[output] @ jnp.swapaxes(entries[inputs], 1, 2)
-            return kept[w] + new / entries[output].shape[1]
+            scaled = entries[output] / entries[output].shape[1]  # scaled first: (N, B), not (N, N)
+            return kept[w] + scaled @ jnp.swapaxes(entries[inputs], 1, 2)
 
         return {w: extended(w) for w in pairs}
 

@@ -56,19 +56,21 @@ class AbstractFieldSpace(AbstractRepresentation):
     @classmethod
     def refusal(cls, sizes):
         """The conditioning is on the particle kernel of the pairs, an average over N particles:
-        its rank is at most N. Past N pairs (stored and new) the new pairs' conditional block
-        is singular and the factor rows solve against jitter-sized pivots; the solve then
+        its rank is at most N. Past N pairs conditioned on jointly (at most every stored pair
+        and the eval inputs of the final evaluation) the new pairs' conditional block is
+        singular and the factor rows solve against jitter-sized pivots; the solve then
         loses every digit (measured, float32, one-layer teacher regression, batch 16: N =
         1024 gave wrong values and then NaN 5 steps after the pairs passed 1024, N = 2048 3
         steps after they passed 2048). Weight space has no such bound."""
-        pairs = sizes.stored + sizes.new
+        evaluated = sizes.new - sizes.batch  # the eval inputs, conditioned on every stored pair
+        pairs = sizes.stored + evaluated  # the most pairs a solve conditions on jointly
         if pairs <= sizes.particles:
             return None
         return (
             f"the {cls.label}-space solve conditions on the particle kernel of {sizes.stored} "
-            f"stored and {sizes.new} new pairs, whose rank is at most solver.particles="
+            f"stored and {evaluated} evaluated pairs, whose rank is at most solver.particles="
             f"{sizes.particles}: its conditional Gaussians would be singular. Use at least "
-            f"{pairs} particles, fewer training.steps x training.batch"
+            f"{pairs} particles, or fewer training.steps x training.batch"
         )
 
     @classmethod

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ._conditional_gaussian import conditional_factor
-from ._matrices import AbstractMatrixSource
+from ._matrices import AbstractMatrixSource, matrix_times
 from ._particles import particle_gram
 
 
@@ -65,9 +65,8 @@ class MatrixProduct(AbstractGaussianProduct):
     transpose: bool = eqx.field(static=True)
 
     def __call__(self, m, inputs):
-        omega = self.matrices(m)
-        omega = omega.T if self.transpose else omega
-        return omega @ inputs / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)
+        product = matrix_times(self.matrices(m), inputs, transpose=self.transpose)
+        return product / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)
 
 
 def filled_slots(

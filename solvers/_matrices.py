@@ -58,6 +58,17 @@ class StoredMatrices(AbstractMatrixSource):
         return self.matrices[m]
 
 
+def matrix_times(
+    matrix: Float[Array, "rows cols"], x: Float[Array, "n k"], *, transpose: bool = False
+) -> Float[Array, "m k"]:
+    """`matrix @ x`, or `matrix.T @ x` as `(x.T @ matrix).T`: for the latter XLA's CPU dot
+    otherwise writes the (N, N) transpose out (a transpose and a copy per product, measured in
+    the weight-space step's HLO); this form transposes only the skinny operands."""
+    if transpose:
+        return (x.T @ matrix).T
+    return matrix @ x
+
+
 def drawn_once(source: AbstractMatrixSource, steps: int) -> StoredMatrices:
     """Every step's matrix of `source` drawn now and kept (steps, size, size): the same
     matrices, with no draw per use. A source drawn with its rows split over a mesh keeps them

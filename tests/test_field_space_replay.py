@@ -224,7 +224,7 @@ def test_scan_driver_in_a_seed_ensemble_is_the_hand_written_scheme(replayed):
 
 
 # A history longer than one block of the triangular solve (`solvers._triangular.BLOCK` = 128
-# slots): 9 steps of 16 pairs = 144 slots, 160 particles (more than the pairs, as above). The
+# slots): 9 steps of 16 pairs = 144 slots, 160 particles (more than the stored and eval pairs, as field space requires). The
 # blocked solve inverts 128 x 128 diagonal tiles explicitly, which amplifies round-off by the
 # tiles' condition number (jitter 1e-6 relative: up to ~1e3 on the factor), so 1e-12 becomes
 # 1e-9 here; a wrong row or a skipped block is an O(1) error.

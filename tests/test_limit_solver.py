@@ -193,16 +193,18 @@ def test_field_space_is_refused_past_as_many_pairs_as_particles(backward):
     config = load_config(
         None, ["solver.particles=1024", "solver.groups=1", f"solver.backward={backward}"]
     )
-    sizes = {"dim": 8, "batch": 16, "eval_size": 8}  # stored = 16 K + 8, new = 24
+    # stored = 16 K + 8 (the eval inputs once, with control variates); the final evaluation
+    # conditions 8 eval inputs on all of them
+    sizes = {"dim": 8, "batch": 16, "eval_size": 8}
     field = config.replace(solver={"representation": "field"})
-    last_allowed = plan_limit(field, steps=62, **sizes)  # 1000 + 24 = 1024 pairs
+    last_allowed = plan_limit(field, steps=63, **sizes)  # 1016 + 8 = 1024 pairs
     assert last_allowed.representation == "field"
     with pytest.raises(ValueError, match=r"rank is at most solver.particles=1024.*1040 particles"):
-        plan_limit(field, steps=63, **sizes)  # 1016 + 24 = 1040 pairs
+        plan_limit(field, steps=64, **sizes)  # 1032 + 8 = 1040 pairs
     with pytest.raises(ValueError, match=r"representation='weight'"):
         plan_limit(field, steps=200, **sizes)
     # auto never takes it there (by the cost model, weight space is the cheaper there anyway)
-    for steps in (63, 200):
+    for steps in (64, 200):
         assert plan_limit(config, steps=steps, **sizes).representation == "weight"
 
 

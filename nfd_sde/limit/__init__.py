@@ -8,11 +8,8 @@ from ._groups import (
     jit_evaluate as jit_evaluate,
     jit_step as jit_step,
 )
-from ._plan import (
-    LimitPlan as LimitPlan,
-    plan_for as plan_for,
-    plan_limit as plan_limit,
-)
+from ._measured_plan import fill_history as fill_history, plan_for as plan_for
+from ._plan import LimitPlan as LimitPlan, plan_limit as plan_limit
 from ._solve import level_steps as level_steps, solve_limit as solve_limit
 from ._solver import (
     LimitSolver as LimitSolver,

@@ -34,7 +34,7 @@ from solvers import mean_distance
 from ..model import Config, DataStream, block_of
 from ._coupling_record import DIRECTIONS
 from ._groups import build_groups, run_groups
-from ._plan import plan_for
+from ._measured_plan import plan_for
 
 
 def _solve(config: Config, stream: DataStream, key: PRNGKeyArray, record: bool):

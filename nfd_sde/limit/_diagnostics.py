@@ -7,7 +7,7 @@ from jaxtyping import PRNGKeyArray
 
 from ..model import Config, DataStream, TwoLayer, block_of
 from ._groups import build_groups, run_groups
-from ._plan import plan_for
+from ._measured_plan import plan_for
 
 
 def first_layer_changes(config: Config, stream: DataStream, *, key: PRNGKeyArray) -> np.ndarray:

@@ -36,7 +36,6 @@ from solvers import (
 
 from ..model import (
     Config,
-    DataStream,
     block_of,
     host_memory_bytes,
     lr_exponent,
@@ -152,18 +151,6 @@ def plan_limit(
         raise ValueError(_with_alternatives(refusals[0][1], refusals[0][0], solver))
     raise ValueError(
         "no representation fits: " + "; ".join(f"{k.label} space: {e}" for k, e in refusals)
-    )
-
-
-def plan_for(config: Config, stream: DataStream, **kwargs) -> LimitPlan:
-    """`plan_limit` at `stream`'s sizes."""
-    return plan_limit(
-        config,
-        dim=stream.dim,
-        steps=stream.steps,
-        batch=stream.batch,
-        eval_size=stream.x_eval.shape[0],
-        **kwargs,
     )
 
 

@@ -17,7 +17,7 @@ from solvers import t95
 from ..model import Config, DataStream, Result, loss_of, run_meta, to_dict
 from ._estimates import KERNELS, estimate, loss_estimate, variance_ratios
 from ._groups import build_groups, run_groups, stack
-from ._plan import plan_for
+from ._measured_plan import plan_for
 from ._solver import LimitSolver, LimitState, build_solver
 
 FIELDS = ("f_train", "f_eval")

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ..model import Config, DataStream
-from ._plan import plan_for
+from ._measured_plan import plan_for
 from ._solve import solve_limit
 
 PILOT_PARTICLES = 512

@@ -34,6 +34,7 @@ TEACHERS = ("linear", "tanh")
 BACKWARDS = tuple(BACKWARD_MODES)
 REPRESENTATIONS = ("auto", *REPRESENTATION_NAMES)
 DRIVERS = tuple(SCHEMES)
+PLAN_COSTS = ("model", "measured")
 DTYPES = ("float32", "float64")
 
 
@@ -152,7 +153,8 @@ class SolverConfig:
     spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
-    outputs, noise representation, weight space's form of the accumulated weight updates
+    outputs, noise representation (`plan_costs`: "auto" compares the representations by the cost
+    model, or by timing one compiled step of each, "measured"), weight space's form of the accumulated weight updates
     (`weight_updates`, `solvers.UPDATE_FORMS`), driver; `devices` splitting the particles
     ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
     for both producers (a limit's history that does not fit is kept in host memory and streamed,
@@ -166,6 +168,7 @@ class SolverConfig:
     levels: int = 3
     control_variates: bool = True
     representation: str = "auto"
+    plan_costs: str = "model"
     weight_updates: str = "dense"
     backward: str = "decoupled"
     driver: str = "diffrax"
@@ -193,6 +196,7 @@ class SolverConfig:
                 f"{suggestion}"
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
+        check.choice("solver", "plan_costs", self.plan_costs, PLAN_COSTS)
         check.choice("solver", "weight_updates", self.weight_updates, tuple(UPDATE_FORMS))
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)

@@ -60,6 +60,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "control_variates": "control variates with exactly known means for the outputs (less "
         "Monte Carlo error)",
         "representation": 'noise representation: `"field"`, `"weight"`, or `"auto"` (the cheaper)',
+        "plan_costs": '`"auto"` compares representations by `"model"` (a cost model: no work) '
+        'or `"measured"` (one compiled step of each, timed at the last step\'s history: a '
+        "compilation per candidate, for long runs)",
         "weight_updates": 'weight space\'s accumulated weight updates: `"dense"` (an N x N matrix '
         "per weight and depth step, updated as pairs are stored: a step's cost does not grow with "
         "the steps taken; the initial matrices are then kept too, drawn once per solve; the "

@@ -16,7 +16,7 @@ from typing import final
 import numpy as np
 
 from ...finite import plan_finite, train_finite
-from ...limit import plan_limit, solve_limit, solve_to_target
+from ...limit import plan_for, solve_limit, solve_to_target
 from ...model import BACKWARDS, REPRESENTATIONS, Config, DataStream, Result
 from ..common import (
     RESULT_FILE,
@@ -67,10 +67,7 @@ def describe_finite_plan(config: Config, stream: DataStream) -> str:
 
 def describe_plan(config: Config, stream: DataStream) -> str:
     """Where the solve will run and why (`LimitPlan.describe`), before it runs."""
-    eval_size = stream.x_eval.shape[0]
-    return plan_limit(
-        config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=eval_size
-    ).describe()
+    return plan_for(config, stream).describe()
 
 
 class AbstractSingleRun(AbstractExperiment):
