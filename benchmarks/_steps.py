@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from _timing import Variant, aot_compile, load_average, memory_of, openblas_libraries
 
 from nfd_sde.finite import evaluate, init_optimizer, make_network, sgd_step
-from nfd_sde.limit import build_solver, jit_step, plan_limit
+from nfd_sde.limit import build_solver, jit_step, plan_for
 from nfd_sde.model import Config, load_stream, loss_of
 from solvers import DepthGrid
 
@@ -62,16 +62,6 @@ def _inputs(stream, k: int):
         jnp.asarray(stream.x_train[k], f32),
         jnp.asarray(stream.y_train[k], f32),
         jnp.asarray(stream.x_eval, f32),
-    )
-
-
-def _plan(config: Config, stream):
-    return plan_limit(
-        config,
-        dim=stream.dim,
-        steps=stream.steps,
-        batch=stream.batch,
-        eval_size=stream.x_eval.shape[0],
     )
 
 
@@ -117,8 +107,8 @@ def compile_solver(
         }
     )
     stream = load_stream(config)
-    plan = _plan(config, stream)
-    auto = _plan(config.replace(solver={"representation": "auto"}), stream)
+    plan = plan_for(config, stream)
+    auto = plan_for(config.replace(solver={"representation": "auto"}), stream)
     key_solver, key_state = jax.random.split(jax.random.key(0))
     solver = build_solver(config, stream, key=key_solver, plan=plan)
     last = stream.steps - 1

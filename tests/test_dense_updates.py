@@ -17,13 +17,15 @@ matmuls and the limit's), as the 3-step identity tests do at 1e-9; over 20 times
 its round-off grows at most that much more: 1e-8 relative.
 """
 
+import re
+
 import jax
 import numpy as np
 import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.finite import make_network, train_finite
-from nfd_sde.limit import build_solver, plan_for, plan_limit, solve_limit
+from nfd_sde.limit import build_solver, jit_step, plan_for, plan_limit, solve_limit
 from nfd_sde.validation import limit_from_network
 from solvers import (
     STORED_PAIRS,
@@ -197,3 +199,25 @@ def test_dense_updates_that_do_not_fit_fall_back_to_the_stored_pairs():
     streamed = plan_limit(config, **{**sizes, "steps": 1000})
     assert streamed.mode == "streamed" and streamed.updates is STORED_PAIRS
     assert "solver.weight_updates" in streamed.reason
+
+
+@pytest.mark.parametrize("updates", ["dense", "pairs"])
+def test_weight_space_never_writes_a_matrix_transpose_out(updates):
+    """The backward sweep multiplies by transposed (N, N) matrices; written as `W.T @ x`, XLA's
+    CPU dot wrote each transpose out (a transpose and a copy of N^2 numbers per product and
+    depth step; at N = 4096 the step took 2.8x as long). `solvers.matrix_times` transposes only
+    the skinny operand: no (N, N) transpose is left in the compiled step."""
+    width = 48  # no other axis of the step is 48 long
+    config = _config("one_layer", "standard", width=width, updates=updates)
+    config = config.replace(run={"dtype": "float32"})
+    stream = load_stream(config)
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan_for(config, stream))
+    stacked = jax.tree.map(lambda a: a[None], solver)
+    state = jax.tree.map(lambda a: a[None], solver.init_state(key=jax.random.key(1)))
+    data = [
+        np.asarray(a, np.float32) for a in (stream.x_train[3], stream.y_train[3], stream.x_eval)
+    ]
+    text = jit_step.lower((stacked, np.int32(3), *data), state).compile().compiled.as_text()
+    square = re.compile(rf"= f32\[(1,)?{width},{width}\]\{{[0-9,]+\}} (transpose|copy)\(")
+    assert any(f"{width},{width}]" in line for line in text.splitlines())  # the matrices
+    assert not [line for line in text.splitlines() if square.search(line)]
