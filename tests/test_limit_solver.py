@@ -205,7 +205,10 @@ def test_field_space_is_refused_past_as_many_pairs_as_particles(backward):
         plan_limit(field, steps=200, **sizes)
     # auto never takes it there (by the cost model, weight space is the cheaper there anyway)
     for steps in (64, 200):
-        assert plan_limit(config, steps=steps, **sizes).representation == "weight"
+        plan = plan_limit(config, steps=steps, **sizes)
+        assert plan.representation == "weight"
+        # ... and says it is out, without costing it as if it were a choice
+        assert "field space is out" in plan.describe() and "cost relative" not in plan.describe()
 
 
 @pytest.mark.slow

@@ -144,7 +144,7 @@ def plan_limit(
         return dataclasses.replace(
             plan,
             costs=costs,
-            reason=f"{_choice(solver, kind, candidates, costs, refusals)}; {where}"
+            reason=f"{_choice(solver, kind, candidates, costs, refusals, sizes)}; {where}"
             + (f"; {plan.reason}" if plan.reason else ""),
         )
     if len(refusals) == 1:
@@ -154,20 +154,24 @@ def plan_limit(
     )
 
 
-def _choice(solver, kind, candidates, costs, refusals) -> str:
-    """Why `kind`: it was asked for, or it is the cheapest that fits (`costs` by name)."""
+def _choice(solver, kind, candidates, costs, refusals, sizes) -> str:
+    """Why `kind`: it was asked for, or it is the cheapest that fits (`costs` by name); the
+    costlier ones that could not represent the solve anyway are said to be out, not costed."""
     if solver.representation_named:
         return f"solver.representation='{solver.representation}'"
+    out = [(r, r.refusal(sizes)) for r in candidates if r is not kind and r.refusal(sizes)]
+    out = refusals[:1] if refusals else out[:1]
     base = costs[kind.name]  # 0 without stored pairs: then there is nothing to compare
     ratios = ", ".join(
-        f"{r.label} {costs[r.name] / base:.3g}" for r in candidates if r is not kind and base
+        f"{r.label} {costs[r.name] / base:.3g}"
+        for r in candidates
+        if r is not kind and base and r not in [o[0] for o in out]
     )
     why = f"auto: {kind.label} space is the cheapest for {solver.mode.description}"
     if refusals:
-        why = (
-            f"auto: {kind.label} space, the cheapest that fits for {solver.mode.description} "
-            f"({refusals[0][0].label} space is out: {refusals[0][1]})"
-        )
+        why = f"auto: {kind.label} space, the cheapest that fits for {solver.mode.description}"
+    if out:
+        why += f" ({out[0][0].label} space is out: {out[0][1]})"
     return f"{why} (cost relative to it: {ratios})" if ratios else why
 
 
