@@ -21,6 +21,7 @@ too small or too large (rho 2 or 0.5) fails.
 """
 
 import math
+import types
 
 import jax
 import numpy as np
@@ -28,7 +29,7 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.limit import solve_limit
-from nfd_sde.limit._controls import cross_fitted
+from nfd_sde.limit._controls import _symmetric_solve, cross_fitted
 from nfd_sde.limit._groups import build_groups, run_groups
 from nfd_sde.limit._plan import plan_limit
 from nfd_sde.limit._step import ControlStatistics
@@ -149,3 +150,33 @@ def test_cross_fitted_control_variates_are_unbiased_where_in_sample_fits_are_not
     assert abs(d.mean()) < 4 * d.std(ddof=1) / math.sqrt(len(d)), d.mean()
     # and they are worth having: the variance over groups falls to about a sixth
     assert controlled.var() < 0.3 * plain.var(), (controlled.var(), plain.var())
+
+
+def test_cross_fitting_solves_for_the_defined_coefficients():
+    """`cross_fitted` applies beta_g = (XX - XX_g)^{-1} (XY - XY_g), the regression fitted on the
+    other groups, through one solve per output ((A^{-1} mean_x)^T XY, A symmetric); written out
+    from the definition here (float64: they agree to round-off, measured ~1e-15 relative)."""
+    rng = np.random.default_rng(5)
+    groups, steps, outputs, controls, pairs = 3, 2, 2, 5, 4
+    features = rng.standard_normal((groups, steps, outputs, controls, 3 * controls))
+    stats = types.SimpleNamespace(
+        mean_x=rng.standard_normal((groups, steps, controls, outputs)),
+        mean_y=rng.standard_normal((groups, steps, pairs, outputs)),
+        xx=np.einsum("gkcrn,gkcsn->gkcrs", features, features),
+        xy=rng.standard_normal((groups, steps, outputs, controls, pairs)),
+    )
+    got = cross_fitted(stats, ridge=0.0)
+    for g in range(groups):
+        others = [h for h in range(groups) if h != g]
+        beta = np.linalg.solve(stats.xx[others].sum(0), stats.xy[others].sum(0))  # (k, c, R, Q)
+        expected = stats.mean_y[g] - np.einsum("krc,kcrq->kqc", stats.mean_x[g], beta)
+        np.testing.assert_allclose(got[g], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_the_symmetric_solve_falls_back_where_the_factor_fails():
+    indefinite = np.array([[[2.0, 1.0], [1.0, -1.0]], [[4.0, 1.0], [1.0, 3.0]]])
+    vectors = np.array([[1.0, 2.0], [3.0, -1.0]])
+    expected = np.linalg.solve(indefinite, vectors[..., None])[..., 0]
+    np.testing.assert_allclose(_symmetric_solve(indefinite, vectors), expected, rtol=1e-12)
+    positive = indefinite[1:]  # Cholesky path
+    np.testing.assert_allclose(_symmetric_solve(positive, vectors[1:]), expected[1:], rtol=1e-12)

@@ -11,6 +11,7 @@ is used.
 """
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 
 def cross_fitted(stats, *, ridge: float = 1e-10) -> np.ndarray | None:
@@ -30,7 +31,27 @@ def cross_fitted(stats, *, ridge: float = 1e-10) -> np.ndarray | None:
             np.isfinite(xy), axis=(-2, -1)
         )
         regularised = np.where(finite[..., None, None], regularised, np.eye(size))
-        beta = np.linalg.solve(regularised, np.where(finite[..., None, None], xy, np.nan))
-        correction = np.einsum("krc,kcrq->kqc", stats.mean_x[g], beta)
+        # correction = mean_x^T beta with beta = A^{-1} xy and A symmetric: (A^{-1} mean_x)^T xy,
+        # one right-hand side per output instead of one per pair
+        means = np.swapaxes(stats.mean_x[g], -1, -2)  # (steps, C, R)
+        solved = _symmetric_solve(regularised, means)
+        xy = np.where(finite[..., None, None], xy, np.nan)
+        correction = np.einsum("kcr,kcrq->kqc", solved, xy)
         out[g] = stats.mean_y[g] - correction
     return out
+
+
+def _symmetric_solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """A^{-1} v for symmetric positive definite A (..., R, R) and v (..., R): by Cholesky (half
+    the work of an LU factorisation), or by LU where a factor fails (round-off past the ridge)."""
+    try:
+        lower = np.linalg.cholesky(matrices)
+    except np.linalg.LinAlgError:
+        return np.linalg.solve(matrices, vectors[..., None])[..., 0]
+    flat_lower = lower.reshape(-1, *lower.shape[-2:])
+    flat = vectors.reshape(-1, vectors.shape[-1])
+    out = np.empty_like(flat, dtype=np.result_type(flat, flat_lower))
+    for i, (factor, v) in enumerate(zip(flat_lower, flat, strict=True)):
+        half = solve_triangular(factor, v, lower=True, check_finite=False)
+        out[i] = solve_triangular(factor, half, lower=True, trans="T", check_finite=False)
+    return out.reshape(vectors.shape[:-1] + (-1,))
