@@ -153,14 +153,12 @@ class SolverConfig:
     spread is the Monte Carlo error), depth steps M of the finest of `levels` nested grids
     (M, M/2, M/4: Richardson extrapolation in depth, their residual the discretisation error;
     1 level: the n -> infinity limit of the depth-M network itself), control variates for the
-    outputs, noise representation (`plan_costs`: "auto" compares the representations by the cost
-    model, or by timing one compiled step of each, "measured"), weight space's form of the accumulated weight updates
-    (`weight_updates`, `solvers.UPDATE_FORMS`), driver; `devices` splitting the particles
+    outputs, noise representation (compared by a cost `model` or `measured`, `plan_costs`),
+    weight space's form of its updates (`weight_updates`), driver; `devices` splitting the particles
     ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
-    for both producers (a limit's history that does not fit is kept in host memory and streamed,
-    `nfd_sde.limit.plan_limit`; a finite network that does not fit is refused,
-    `nfd_sde.finite.plan_finite`; "auto": 75% of the memory the device reports, such as a GPU's,
-    else 8 GB, `nfd_sde.model.memory_limit_gb`)."""
+    for both producers (`nfd_sde.limit.plan_limit` streams a limit's history that does not fit,
+    `nfd_sde.finite.plan_finite` refuses such a network; "auto": 75% of the memory the device
+    reports, such as a GPU's, else 8 GB, `nfd_sde.model.memory_limit_gb`)."""
 
     particles: int = 2048
     depth_steps: int = 16

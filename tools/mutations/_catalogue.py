@@ -213,8 +213,8 @@ CATALOGUE = (
     Mutation(
         "weight-space-matrix-scale",
         "solvers/_gaussian_products.py",
-        "return omega @ inputs / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)",
-        "return omega @ inputs / jnp.sqrt(inputs.shape[0] - 1.0).astype(inputs.dtype)",
+        "return product / jnp.sqrt(inputs.shape[0]).astype(inputs.dtype)",
+        "return product / jnp.sqrt(inputs.shape[0] - 1.0).astype(inputs.dtype)",
         (FIELD_VS_WEIGHT, IDENTITY),
         "weight-space products divided by sqrt(N - 1) (variance N / (N - 1), 3% at N = 32)",
     ),
