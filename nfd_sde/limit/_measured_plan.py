@@ -68,7 +68,8 @@ def measured_plan(config: Config, stream: DataStream, modelled: LimitPlan, **kwa
             f"(compiled in {timings[p.representation][1]:.3g} s)"
             for p in plans
         )
-        where = modelled.reason.split("; ", 1)[1] if "; " in modelled.reason else ""
+        # the chosen plan's own placement (its reason after "solver.representation=...")
+        where = best.reason.split("; ", 1)[1] if "; " in best.reason else ""
         reason = (
             f"auto, solver.plan_costs='measured': {best.kind.label} space is the fastest for "
             f"{config.solver.mode.description} (one step at the last step's history: {listed})"

@@ -159,19 +159,21 @@ def _choice(solver, kind, candidates, costs, refusals, sizes) -> str:
     costlier ones that could not represent the solve anyway are said to be out, not costed."""
     if solver.representation_named:
         return f"solver.representation='{solver.representation}'"
-    out = [(r, r.refusal(sizes)) for r in candidates if r is not kind and r.refusal(sizes)]
-    out = refusals[:1] if refusals else out[:1]
+    out = dict(refusals) or {
+        r: why for r in candidates if r is not kind and (why := r.refusal(sizes)) is not None
+    }
     base = costs[kind.name]  # 0 without stored pairs: then there is nothing to compare
     ratios = ", ".join(
         f"{r.label} {costs[r.name] / base:.3g}"
         for r in candidates
-        if r is not kind and base and r not in [o[0] for o in out]
+        if r is not kind and base and r not in out
     )
     why = f"auto: {kind.label} space is the cheapest for {solver.mode.description}"
     if refusals:
         why = f"auto: {kind.label} space, the cheapest that fits for {solver.mode.description}"
     if out:
-        why += f" ({out[0][0].label} space is out: {out[0][1]})"
+        first, reason = next(iter(out.items()))
+        why += f" ({first.label} space is out: {reason})"
     return f"{why} (cost relative to it: {ratios})" if ratios else why
 
 
