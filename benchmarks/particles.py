@@ -21,7 +21,11 @@ interleaved rounds (`_timing.time_group`), its memory from XLA's memory analysis
   they share the same cores, so this measures correctness (the outputs against one device)
   and the overhead of the split, not a speed-up.
 * Streamed against resident: the same step with the history in host memory, in 1, 4 and 16
-  particle blocks per depth step.
+  particle blocks per depth step, its blocks brought to the device by host callbacks
+  (`solver.streaming = "callbacks"`) or inside the compiled step from the device's host memory
+  space (`"memory_kinds"`). On a CPU host and device memory are the same and XLA copies a
+  host-memory argument whole at the step's entry, so the memory-kinds rows measure overhead
+  there, not streaming.
 
 Every point starts from an empty history (the work of a step does not depend on its values), so
 "max rel. diff" compares the first step's outputs only; `tests/test_sharding.py` and
@@ -56,6 +60,8 @@ from _timing import (  # noqa: E402
 from nfd_sde import load_config, load_stream  # noqa: E402
 from nfd_sde.limit import build_groups, jit_step, plan_limit  # noqa: E402
 
+# solver.streaming: how a streamed history's blocks reach the device (the table's label)
+STREAMINGS = {"callbacks": "callbacks", "memory_kinds": "memory kinds"}
 HISTORY_READS = 10  # history slices a field-space step reads (module docstring)
 
 
@@ -129,7 +135,8 @@ def compile_point(config, *, plan=None):
         "depth_steps": config.solver.depth_steps,
         "stored_pairs": plan.stored_pairs,
         "devices": plan.devices,
-        "placement": plan.mode,
+        "placement": plan.mode
+        + (f" ({STREAMINGS[config.solver.streaming]})" if plan.mode == "streamed" else ""),
         "blocks": plan.blocks,
         "plan_bytes_needed": plan.bytes_needed,
         "history_bytes": plan.history_bytes,
@@ -158,6 +165,8 @@ def difference(a, b) -> float:
     worst = 0.0
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         x, y = np.asarray(x), np.asarray(y)
+        if not y.size:  # (an output this configuration leaves empty)
+            continue
         worst = max(worst, float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(y))), 1e-30)))
     return worst
 
@@ -197,10 +206,13 @@ def run(sizes: Sizes) -> dict:
     stream = load_stream(config)
     base = plan_limit(config, dim=stream.dim, steps=stream.steps, batch=4, eval_size=4)
     by_mode = {"resident": compile_point(config, plan=base)}
-    for blocks in sizes.blocks:
-        # the plan's own choice needs a memory limit; here the blocks are set by hand
-        streamed = dataclasses.replace(base, mode="streamed", blocks=blocks, bytes_needed=0)
-        by_mode[f"streamed/{blocks}"] = compile_point(config, plan=streamed)
+    for streaming, label in STREAMINGS.items():
+        for blocks in sizes.blocks:
+            # the plan's own choice needs a memory limit; here the blocks are set by hand
+            streamed = dataclasses.replace(base, mode="streamed", blocks=blocks, bytes_needed=0)
+            by_mode[f"{label}/{blocks}"] = compile_point(
+                config.replace(solver={"streaming": streaming}), plan=streamed
+            )
     timings = time_points(by_mode, sizes)
     mode_points = []
     for name, (info, _, first) in by_mode.items():
@@ -226,7 +238,7 @@ def _row(p) -> list:
     return [
         p["particles"],
         p["devices"],
-        p["placement"] + (f"/{p['blocks']}" if p["placement"] == "streamed" else ""),
+        p["placement"] + (f"/{p['blocks']}" if p["placement"].startswith("streamed") else ""),
         ms(p["min_s"]),
         ms(p["median_s"]),
         f"{p['compile_s']:.1f}",

@@ -47,7 +47,6 @@ from ._host_particles import (
     HostParticles as HostParticles,
     HostSlice as HostSlice,
     host_particles as host_particles,
-    write_pairs as write_pairs,
 )
 from ._matrices import (
     AbstractMatrixSource as AbstractMatrixSource,
@@ -55,7 +54,13 @@ from ._matrices import (
     StoredMatrices as StoredMatrices,
 )
 from ._particles import PairColumns as PairColumns, particle_gram as particle_gram
+from ._pinned_particles import (
+    PinnedHistories as PinnedHistories,
+    PinnedParticles as PinnedParticles,
+    PinnedSlice as PinnedSlice,
+)
 from ._registry import (
+    HISTORY_STORES as HISTORY_STORES,
     REPRESENTATION_NAMES as REPRESENTATION_NAMES,
     REPRESENTATIONS as REPRESENTATIONS,
 )
@@ -90,6 +95,12 @@ from ._statistics import (
     control_variate_means as control_variate_means,
     group_mean_se as group_mean_se,
     jackknife_se as jackknife_se,
+)
+from ._streamed_history import (
+    AbstractHistoryStore as AbstractHistoryStore,
+    AbstractStreamedHistory as AbstractStreamedHistory,
+    AbstractStreamedSlice as AbstractStreamedSlice,
+    write_pairs as write_pairs,
 )
 from ._two_sided import (
     RevealedSide as RevealedSide,

@@ -27,9 +27,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._host_particles import HostParticles
 from ._matrices import matrix_times
 from ._particles import particle_gram
+from ._streamed_history import AbstractStreamedHistory
 
 Pairs = dict[str, tuple[str, str]]
 Dense = dict[str, Float[Array, "steps particles particles"]]
@@ -51,7 +51,7 @@ class PairUpdates(AbstractAccumulatedUpdates):
     """Delta W from the stored pairs: `history[name]` (steps, particles, stored), on the device
     or in host memory."""
 
-    history: dict[str, Float[Array, "steps particles stored"] | HostParticles]
+    history: dict[str, Float[Array, "steps particles stored"] | AbstractStreamedHistory]
     pairs: Pairs = eqx.field(static=True)
 
     def forward(self, name, m, x):

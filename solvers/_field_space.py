@@ -19,7 +19,6 @@ from ._gaussian_products import (
     ConditionalGaussianProduct,
     filled_slots,
 )
-from ._host_particles import HostParticles, write_pairs
 from ._particles import particle_gram
 from ._representation_costs import ProblemSizes, RepresentationMemory
 from ._representations import (
@@ -31,6 +30,7 @@ from ._representations import (
     weight_keys,
 )
 from ._sharding import AxisMesh
+from ._streamed_history import AbstractStreamedHistory, write_pairs
 from ._white_noise import keyed_white
 
 
@@ -102,7 +102,7 @@ class FieldSpace(AbstractFieldSpace):
         out = {}
         for w in white:
             inputs, field = history[conditioning[w][side]], noise[f"{w}.{direction}"]
-            resident = not isinstance(inputs, HostParticles)
+            resident = not isinstance(inputs, AbstractStreamedHistory)
             out[w] = ConditionalGaussianProduct(
                 stored_inputs=inputs,
                 stored_white=field.white,
@@ -202,7 +202,9 @@ def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
         joint = particle_gram(new_m, new_m)
         return conditional_factor(cross, joint, factor_m, jitter=jitter, filled=start)
 
-    if isinstance(stored, HostParticles):  # one depth step's blocks on the device at a time
+    if isinstance(
+        stored, AbstractStreamedHistory
+    ):  # one depth step's blocks on the device at a time
         steps = jnp.arange(new.shape[0])
         rows, block = lax.map(lambda args: rows_at(*args), (steps, new, field.factor))
     else:  # every depth step in one batched solve (no loop over steps, no gathers)

@@ -1,14 +1,6 @@
-"""Per-particle histories kept in host memory and streamed to the device in blocks of particles.
-
-A particle system's stored history (steps, particles, stored pairs) grows with every training
-pair; past some size it does not fit in the device's memory. A `HostParticles` keeps it in a
-NumPy buffer in host memory instead. The particles interact only through particle averages, and
-a depth step m reads only its own slice, so a sweep needs, at step m, two things from the
-history, each computed block by block of particles:
-
-* the local product `history[m] @ matrix` (particles, k): each block's rows, then concatenated;
-* the particle average `particle_gram(history[m], a)` (stored, k): each block's partial sum
-  `block.T @ a[block]`, accumulated in a fixed order, then divided by N.
+"""Per-particle histories kept in a NumPy buffer in host memory, their blocks of particles
+brought to the device through host callbacks (`solvers._streamed_history` says what a streamed
+history provides).
 
 Only one block of one depth step is on the device at a time; everything else a step holds (the
 new pairs' paths, the pairs x pairs factors) stays as it is. Reads go through `pure_callback`,
@@ -31,6 +23,8 @@ import numpy as np
 from jax import lax
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, Int
+
+from ._streamed_history import AbstractHistoryStore, AbstractStreamedHistory, AbstractStreamedSlice
 
 
 class HostBuffer:
@@ -61,7 +55,7 @@ class HostBuffer:
         return np.asarray(int(version) + 1, np.int32)
 
 
-class HostSlice(eqx.Module):
+class HostSlice(AbstractStreamedSlice):
     """Depth step m of a `HostParticles`: (particles, stored), read block by block."""
 
     source: "HostParticles"
@@ -70,6 +64,10 @@ class HostSlice(eqx.Module):
     @property
     def shape(self) -> tuple[int, int]:
         return self.source.shape[1:]
+
+    @property
+    def blocks(self) -> int:
+        return self.source.buffer.blocks
 
     def block(self, index) -> Float[Array, "block stored"]:
         buffer = self.source.buffer
@@ -82,25 +80,8 @@ class HostSlice(eqx.Module):
         # slots filled after this version was taken (a write run before this read) read as zero
         return jnp.where(jnp.arange(block.shape[-1]) < self.source.filled, block, 0)
 
-    def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
-        blocks = lax.map(lambda c: self.block(c) @ matrix, jnp.arange(self.source.buffer.blocks))
-        return blocks.reshape(-1, matrix.shape[-1])
 
-    def gram(self, other: Float[Array, "particles k"]) -> Float[Array, "stored k"]:
-        """(1/N) sum_i self[i, p] other[i, q], summed block by block in a fixed order."""
-        buffer = self.source.buffer
-        size = buffer.block_size
-        total = jnp.zeros((buffer.array.shape[-1], other.shape[-1]), other.dtype)
-
-        def add(acc, c):
-            part = lax.dynamic_slice_in_dim(other, c * size, size)
-            return acc + self.block(c).T @ part, None
-
-        total, _ = lax.scan(add, total, jnp.arange(buffer.blocks))
-        return total / buffer.array.shape[2]
-
-
-class HostParticles(eqx.Module):
+class HostParticles(AbstractStreamedHistory):
     """One particle system's (steps, particles, stored) history in a `HostBuffer`: `group`
     is its index there, `version` counts the writes (an operand of every read), and the slots
     before `filled` are those this version has written (a read sees the rest as zero)."""
@@ -146,19 +127,11 @@ def _from_words(words: Array, dtype) -> Array:
     return lax.bitcast_convert_type(words, dtype)
 
 
-def write_pairs(history, entries: Float[Array, "steps particles new"], start: Int[Array, ""]):
-    """`history` (a device array or `HostParticles`) with `entries` at slots start..."""
-    if isinstance(history, HostParticles):
-        return history.write(entries, start)
-    zero = jnp.zeros_like(start)
-    return lax.dynamic_update_slice(history, entries, (zero, zero, start))
-
-
 def host_particles(buffer: HostBuffer, group: int) -> HostParticles:
     return HostParticles(jnp.int32(group), jnp.int32(0), jnp.int32(0), buffer)
 
 
-class HostHistories:
+class HostHistories(AbstractHistoryStore):
     """The host buffers of one solve's `groups` particle systems, one per stored quantity,
     made on first use. Compared by identity (a static field shared by every group's solver)."""
 

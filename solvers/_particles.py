@@ -4,16 +4,16 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._host_particles import HostSlice
+from ._streamed_history import AbstractStreamedSlice
 
 
 class PairColumns(eqx.Module):
     """A (particles, pairs) array kept as blocks of pairs side by side, because one of them is a
-    depth step of a history in host memory (`HostSlice`), which is read block by block of
+    depth step of a history in host memory (`AbstractStreamedSlice`), which is read block by block of
     particles and never copied whole to the device. `columns @ matrix` and `particle_gram` take
     it part by part: the same sums as on the concatenation."""
 
-    parts: tuple[Float[Array, "particles _"] | HostSlice, ...]
+    parts: tuple[Float[Array, "particles _"] | AbstractStreamedSlice, ...]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -37,7 +37,7 @@ def side_by_side(a, b: Float[Array, "particles new"]):
     a is (or holds) a depth step of a history in host memory."""
     if isinstance(a, PairColumns):
         return PairColumns((*a.parts, b))
-    if isinstance(a, HostSlice):
+    if isinstance(a, AbstractStreamedSlice):
         return PairColumns((a, b))
     return jnp.concatenate([a, b], axis=1)
 
@@ -46,11 +46,11 @@ def particle_gram(
     a: Float[Array, "particles pairs"], b: Float[Array, "particles other"]
 ) -> Float[Array, "pairs other"]:
     """The empirical kernel K[p, q] = (1/N) sum_i a[i, p] b[i, q]. Either side may be a depth
-    step of a history kept in host memory (`HostSlice`), or columns holding one (`PairColumns`):
+    step of a history kept in host memory (`AbstractStreamedSlice`), or columns holding one (`PairColumns`):
     its sum is then taken block by block. On a particle axis split over devices the sum is a
     local product and an all-reduce."""
-    if isinstance(a, (HostSlice, PairColumns)):
+    if isinstance(a, (AbstractStreamedSlice, PairColumns)):
         return a.gram(b)
-    if isinstance(b, (HostSlice, PairColumns)):
+    if isinstance(b, (AbstractStreamedSlice, PairColumns)):
         return b.gram(a).T
     return a.T @ b / a.shape[0]

@@ -21,7 +21,7 @@ grid nested `refinement` times in a finer one draws its noise on the finer grid 
 
 With a `mesh`, the new white noise (field space) and the matrices' rows (weight space) are laid
 out with their particle axis split over its devices (`solvers.AxisMesh`); the stored white noise
-may be a device array or a `HostParticles` history kept in host memory.
+may be a device array or a history kept outside device memory (`AbstractStreamedHistory`).
 """
 
 import abc
@@ -37,9 +37,9 @@ from ._depth_grid import DepthGrid
 from ._gaussian_products import (
     AbstractGaussianProduct,
 )
-from ._host_particles import HostParticles
 from ._representation_costs import ProblemSizes, RepresentationMemory
 from ._sharding import AxisMesh
+from ._streamed_history import AbstractStreamedHistory
 
 DIRECTIONS = ("forward", "backward")
 
@@ -48,12 +48,12 @@ class FieldNoise(eqx.Module):
     """Stored standard increments of the training pairs (on the device or in host memory) and
     their growing Cholesky factors."""
 
-    white: Float[Array, "steps particles stored"] | HostParticles
+    white: Float[Array, "steps particles stored"] | AbstractStreamedHistory
     factor: Float[Array, "steps stored stored"]
 
 
 # an empty (steps, particles, stored) per-particle array, given its name
-EmptyParticles = Callable[[str], Float[Array, "steps particles stored"] | HostParticles]
+EmptyParticles = Callable[[str], Float[Array, "steps particles stored"] | AbstractStreamedHistory]
 
 
 def weight_keys(base: PRNGKeyArray, weights: tuple[str, ...]) -> dict[str, PRNGKeyArray]:

@@ -35,8 +35,9 @@ sweep multiplies by W^T; the backward products are conditioned on them too (`rev
 inputs and values on the whole grid, `reveal` computes the values again from the same noise).
 
 Streamed, exactly as the one-sided field space: the stored inputs A, B and products C, D may be
-histories in host memory (`HostParticles`); a product reads depth step m of each block by block
-of particles (`X @ matrix` per block, `<X, v>` summed over blocks, `solvers._host_particles`),
+histories kept outside device memory (`AbstractStreamedHistory`); a product reads depth step m
+of each block by block of particles (`X @ matrix` per block, `<X, v>` summed over blocks,
+`solvers._streamed_history`),
 and the step's revealed pairs are appended to them as separate columns (`PairColumns`), never
 concatenated. The factors, the new pairs and the revealed ones stay on the device.
 """
@@ -58,7 +59,6 @@ from ._field_space import (
     field_memory,
 )
 from ._gaussian_products import AbstractGaussianProduct
-from ._host_particles import HostParticles, HostSlice
 from ._matrices import AbstractMatrixSource
 from ._particles import PairColumns, particle_gram, side_by_side
 from ._representation_costs import TWO_SIDED_COST
@@ -67,6 +67,7 @@ from ._representations import (
     FieldNoise,
 )
 from ._sharding import AxisMesh
+from ._streamed_history import AbstractStreamedHistory, AbstractStreamedSlice
 from ._triangular import BLOCK, lower_solve
 
 
@@ -87,11 +88,11 @@ def _upper(factor, v):
 class RevealedSide(eqx.Module):
     """One side of a matrix's constraints at one depth step: inputs X, the matrix's products Y on
     them (W X / sqrt(N), or W^T X / sqrt(N)), the lower-triangular factor of <X, X>. X and Y
-    may be depth steps of histories in host memory (`HostSlice`, or `PairColumns` once the
-    step's pairs are appended): every use is a product `X @ matrix` or a particle average."""
+    may be depth steps of streamed histories (`AbstractStreamedSlice`, or `PairColumns` once
+    the step's pairs are appended): every use is a product `X @ matrix` or a particle average."""
 
-    inputs: Float[Array, "particles pairs"] | HostSlice | PairColumns
-    values: Float[Array, "particles pairs"] | HostSlice | PairColumns
+    inputs: Float[Array, "particles pairs"] | AbstractStreamedSlice | PairColumns
+    values: Float[Array, "particles pairs"] | AbstractStreamedSlice | PairColumns
     factor: Float[Array, "pairs pairs"]
 
     def solve(self, v: Float[Array, "pairs new"]) -> Float[Array, "pairs new"]:
@@ -156,9 +157,9 @@ class TwoSidedProduct(AbstractGaussianProduct):
     other side."""
 
     same: FieldNoise
-    same_inputs: Float[Array, "steps particles stored"] | HostParticles
+    same_inputs: Float[Array, "steps particles stored"] | AbstractStreamedHistory
     other: FieldNoise
-    other_inputs: Float[Array, "steps particles stored"] | HostParticles
+    other_inputs: Float[Array, "steps particles stored"] | AbstractStreamedHistory
     new_white: Float[Array, "steps particles new"]
     jitter: Float[Array, ""]
     current: tuple[Array, Array] | None = None

@@ -8,6 +8,8 @@ the same particle averages as a sum over blocks in a fixed order instead of one 
 that is amplified (1e-16 / 1e-6); measured about 1e-15.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.limit import build_groups, jit_step, plan_limit, solve_limit
+from solvers import PinnedParticles
 
 PROBLEM = [
     "solver.particles=128",
@@ -165,3 +168,46 @@ def test_the_automatic_memory_limit():
     assert auto == fixed
     with pytest.raises(ValueError, match='must be "auto"'):
         load_config(None, ["solver.memory_limit_gb=lots"])
+
+
+@pytest.mark.parametrize(
+    "problem, fraction", [(PROBLEM, 0.3), (STANDARD, 0.46)], ids=["one_sided", "two_sided"]
+)
+def test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks(problem, fraction):
+    """solver.streaming = "memory_kinds" (`solvers.PinnedParticles`): the history is an array in
+    the device's `pinned_host` memory, its blocks moved to the device inside the compiled step.
+    Every step's outputs, kernels and control statistics equal the resident solve's (tolerance:
+    the module docstring), in the one-sided field space with 2 groups (the groups' histories
+    are read by one batched slice, `custom_vmap`) and the two-sided one; the compiled step has
+    no host callback (the default "callbacks" streaming has, which shows the check can fail),
+    and the histories stay in host memory across steps (donated and updated in place), with
+    the initial state placed as the step's outputs are (else `jit_step` compiles twice)."""
+    config = load_config(None, problem)
+    stream = load_stream(config)
+    resident_plan = _plan(config, stream)
+    limit_gb = fraction * resident_plan.bytes_needed / 1e9
+    pinned = config.replace(solver={"memory_limit_gb": limit_gb, "streaming": "memory_kinds"})
+    plan = _plan(pinned, stream)
+    assert plan.mode == "streamed" and plan.blocks > 1, plan.describe()
+
+    want, _ = _every_step(config, stream, resident_plan)
+    got, (_, host) = _every_step(pinned, stream, plan)
+    assert host == plan.history_bytes
+    for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
+        for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max(), err_msg=name)
+
+    with jax.enable_x64(True):
+        callbacks = config.replace(solver={"memory_limit_gb": limit_gb})
+        for streamed, has_callbacks in ((pinned, False), (callbacks, True)):
+            solvers, states, compiled, _ = _compiled_step(streamed, stream, plan)
+            callback = re.search(r'custom_call_target="[^"]*callback', compiled.compiled.as_text())
+            assert bool(callback) == has_callbacks
+        solvers, states, compiled, _ = _compiled_step(pinned, stream, plan)
+        # placed as the step's outputs are (committed), so the jitted step compiles once
+        assert all(leaf.committed for leaf in jax.tree.leaves(states))
+        for k in range(2):
+            states, _ = compiled(_inputs(solvers, stream, k), states)
+    pinned_leaves = jax.tree.leaves(states, is_leaf=lambda x: isinstance(x, PinnedParticles))
+    kinds = {x.array.sharding.memory_kind for x in pinned_leaves if isinstance(x, PinnedParticles)}
+    assert kinds == {"pinned_host"}

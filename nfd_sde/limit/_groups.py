@@ -7,7 +7,7 @@ on a leading axis and stepped by one vmapped call, so G groups cost one compilat
 Where the plan puts the particles (`LimitPlan.mode`, `.devices`): split over a mesh of devices
 (their particle axis, axis 1 of the stacked states; the initial states are drawn by one jitted
 call straight into that layout, so no device ever holds all of them), or with the per-particle
-history in host memory (`solvers.HostHistories`, shared by the groups).
+history kept in host memory (a store of `solvers.HISTORY_STORES`, `solver.streaming`).
 """
 
 import functools
@@ -20,7 +20,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from solvers import AxisMesh, HostHistories
+from solvers import HISTORY_STORES, AxisMesh
 
 from ..model import Config, DataStream
 from ._controls import cross_fitted
@@ -47,7 +47,8 @@ def build_groups(
     host = None
     if plan.mode == "streamed":
         sizes = (config.solver.groups, config.solver.depth_steps, config.solver.particles)
-        host = HostHistories(*sizes, plan.stored_pairs, blocks=plan.blocks, dtype=config.run.dtype)
+        store = HISTORY_STORES[config.solver.streaming]
+        host = store(*sizes, plan.stored_pairs, blocks=plan.blocks, dtype=config.run.dtype)
     solvers, state_keys = [], []
     for group_key in group_keys(key, config.solver.groups):
         key_solver, key_state = jax.random.split(group_key)
@@ -66,7 +67,7 @@ def build_groups(
     if mesh is not None:
         return stack(solvers), _init_on_mesh(stack(solvers), jnp.stack(state_keys))
     states = [s.init_state(key=k, group=g) for g, (s, k) in enumerate(zip(solvers, state_keys))]
-    return stack(solvers), stack(states)
+    return stack(solvers), (stack if host is None else host.stack)(states)
 
 
 def particle_mesh(plan: LimitPlan) -> AxisMesh | None:

@@ -13,8 +13,9 @@ Where the particles live (memory per device, `solver.memory_limit_gb`, resolved 
   streamed: when that does not fit and the representation can stream, the per-particle history
             (stored features, gradient paths and the representation's own history, white noise or
             the two-sided field space's revealed products: groups x steps x particles x pairs) is kept in host memory and each depth step reads it in
-            blocks of particles (`solvers.HostParticles`), on one device; the blocks are as few
-            as fit. Everything else (the new pairs' paths, the factors, the weight-space
+            blocks of particles, on one device (`solver.streaming`: through host callbacks,
+            `solvers.HostParticles`, or copied in the compiled step, `solvers.PinnedParticles`);
+            the blocks are as few as fit. Everything else (the new pairs' paths, the factors, the weight-space
             matrices) stays on the device.
 A representation may also refuse sizes it cannot represent (`refusal`: field space past as many
 pairs as particles). A problem that fits with none of its representations, or whose history does
@@ -43,6 +44,12 @@ from ..model import (
     supported_representations,
 )
 from ._plan_devices import devices_for, fewest_blocks
+
+# how each solver.streaming brings a streamed history's blocks to the device
+TRANSPORT = {
+    "callbacks": "through host callbacks",
+    "memory_kinds": "copied inside the compiled step from the device's host memory",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +261,7 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
         f"{'s' if devices > 1 else ''}, more than solver.memory_limit_gb="
         f"{solver.memory_limit_gb}; so the per-particle history ({history_bytes / 1e9:.3g} GB) "
         f"is kept in host memory and streamed to one device, {n_part // blocks} particles at a "
-        "time"
+        f"time ({TRANSPORT[solver.streaming]})"
     )
     return LimitPlan(
         kind, sizes, {}, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason

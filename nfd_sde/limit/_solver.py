@@ -22,14 +22,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from solvers import (
     SCHEMES,
     AbstractAccumulatedUpdates,
+    AbstractHistoryStore,
     AbstractRepresentation,
     AbstractScheme,
+    AbstractStreamedHistory,
     AbstractUpdateForm,
     AxisMesh,
     DepthGrid,
     FieldNoise,
-    HostHistories,
-    HostParticles,
     TwoSidedFieldSpace,
 )
 
@@ -61,7 +61,7 @@ class LimitState(eqx.Module):
 
     readin: Float[Array, "particles dim"]
     readout: Float[Array, "particles outputs"]
-    history: dict[str, Float[Array, "steps particles stored"] | HostParticles]
+    history: dict[str, Float[Array, "steps particles stored"] | AbstractStreamedHistory]
     noise: dict[str, FieldNoise] | None
     updates: dict[str, Float[Array, "steps particles particles"]] | None
     initial_readout: Float[Array, "particles outputs"]
@@ -95,7 +95,7 @@ class LimitSolver(eqx.Module):
     kernel_points: tuple[int, ...] = eqx.field(static=True)
     dtype: str = eqx.field(static=True)
     mesh: AxisMesh | None = eqx.field(static=True, default=None)
-    host: HostHistories | None = eqx.field(static=True, default=None)
+    host: AbstractHistoryStore | None = eqx.field(static=True, default=None)
     record_coupling: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
@@ -148,7 +148,7 @@ def constrain_state(state: LimitState, mesh: AxisMesh | None) -> LimitState:
         return state
 
     def on(x, axis):
-        return x if isinstance(x, HostParticles) else mesh.constrain(x, axis)
+        return x if isinstance(x, AbstractStreamedHistory) else mesh.constrain(x, axis)
 
     noise = state.noise
     if noise is not None:
@@ -175,7 +175,7 @@ def build_solver(
     plan: LimitPlan,
     refinement: int = 1,
     mesh: AxisMesh | None = None,
-    host: HostHistories | None = None,
+    host: AbstractHistoryStore | None = None,
 ) -> LimitSolver:
     """The limit solver for `config` on `stream`'s sizes; `key` draws the noise keys.
 

@@ -6,10 +6,11 @@ names the field and the allowed values.
 """
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from solvers import (
+    HISTORY_STORES,
     REPRESENTATION_NAMES,
     REPRESENTATIONS as _REGISTERED,
     SCHEMES,
@@ -35,6 +36,7 @@ BACKWARDS = tuple(BACKWARD_MODES)
 REPRESENTATIONS = ("auto", *REPRESENTATION_NAMES)
 DRIVERS = tuple(SCHEMES)
 PLAN_COSTS = ("model", "measured")
+STREAMING = tuple(HISTORY_STORES)
 DTYPES = ("float32", "float64")
 
 
@@ -158,7 +160,8 @@ class SolverConfig:
     ("all" visible devices, or a count), and `memory_limit_gb`, the memory one device may use,
     for both producers (`nfd_sde.limit.plan_limit` streams a limit's history that does not fit,
     `nfd_sde.finite.plan_finite` refuses such a network; "auto": 75% of the memory the device
-    reports, such as a GPU's, else 8 GB, `nfd_sde.model.memory_limit_gb`)."""
+    reports, such as a GPU's, else 8 GB, `nfd_sde.model.memory_limit_gb`), and how a streamed
+    history reaches the device (`streaming`)."""
 
     particles: int = 2048
     depth_steps: int = 16
@@ -167,6 +170,7 @@ class SolverConfig:
     control_variates: bool = True
     representation: str = "auto"
     plan_costs: str = "model"
+    streaming: str = "callbacks"
     weight_updates: str = "dense"
     backward: str = "decoupled"
     driver: str = "diffrax"
@@ -195,6 +199,7 @@ class SolverConfig:
             )
         check.choice("solver", "representation", self.representation, REPRESENTATIONS)
         check.choice("solver", "plan_costs", self.plan_costs, PLAN_COSTS)
+        check.choice("solver", "streaming", self.streaming, STREAMING)
         check.choice("solver", "weight_updates", self.weight_updates, tuple(UPDATE_FORMS))
         check.choice("solver", "backward", self.backward, BACKWARDS)
         check.choice("solver", "driver", self.driver, DRIVERS)
@@ -237,17 +242,7 @@ class RunConfig:
     def __post_init__(self):
         check.seed("run", "seed", self.seed)
         check.choice("run", "dtype", self.dtype, DTYPES)
-        depths = self.kernel_depths
-        if isinstance(depths, str) or not isinstance(depths, Sequence) or not depths:
-            shown = list(depths) if isinstance(depths, tuple) else depths
-            raise ValueError(
-                f"run.kernel_depths={shown!r}: give a list of at least one depth time in [0, 1]"
-            )
-        for t in depths:
-            check.finite("run", "kernel_depths", t)
-        depths = tuple(float(t) for t in depths)
-        if any(not (0.0 <= t <= 1.0) for t in depths):
-            raise ValueError(f"run.kernel_depths={depths}: every depth time must lie in [0, 1]")
+        depths = check.depth_times("run", "kernel_depths", self.kernel_depths)
         object.__setattr__(self, "kernel_depths", depths)
 
 

@@ -63,6 +63,11 @@ MEANINGS: dict[str, dict[str, str]] = {
         "plan_costs": '`"auto"` compares representations by `"model"` (a cost model: no work) '
         'or `"measured"` (one compiled step of each, timed at the last step\'s history: a '
         "compilation per candidate, for long runs)",
+        "streaming": 'how a history streamed from host memory reaches the device: `"callbacks"` '
+        "(a NumPy buffer read and written through host callbacks, block by block) or "
+        '`"memory_kinds"` (an array in the device\'s pinned host memory, its blocks copied inside '
+        "the compiled step, no callback; on a CPU XLA copies it whole at each step's entry, so it "
+        "saves no memory there)",
         "weight_updates": 'weight space\'s accumulated weight updates: `"dense"` (an N x N matrix '
         "per weight and depth step, updated as pairs are stored: a step's cost does not grow with "
         "the steps taken; the initial matrices are then kept too, drawn once per solve; the "

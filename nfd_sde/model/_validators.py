@@ -62,3 +62,18 @@ def memory_limit(section: str, field: str, value: Any) -> None:
             "else 8 GB) or a number of GB >= 0"
         )
     finite(section, field, value, minimum=0.0)
+
+
+def depth_times(section: str, field: str, value: Any) -> tuple[float, ...]:
+    """A non-empty list of depth times in [0, 1], as a tuple of floats."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(
+            f"{section}.{field}={shown!r}: give a list of at least one depth time in [0, 1]"
+        )
+    for t in value:
+        finite(section, field, t)
+    times = tuple(float(t) for t in value)
+    if any(not (0.0 <= t <= 1.0) for t in times):
+        raise ValueError(f"{section}.{field}={times}: every depth time must lie in [0, 1]")
+    return times

@@ -26,6 +26,10 @@ class Mutation:
 
 
 REPLAY = "tests/test_field_space_replay.py"
+PINNED = (
+    "tests/test_streamed.py::"
+    "test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks[one_sided]"
+)
 FIELD_SPACE = "tests/test_limit_field_space.py"
 CONDITIONING = "tests/test_backward_conditioning.py"
 FIELD_VS_WEIGHT = "tests/test_field_vs_weight.py"
@@ -373,5 +377,13 @@ CATALOGUE = (
         "return Spread(value / scale, se2 / (2 * value) / scale / 3, int(q.size))",
         (FLUCTUATION,),
         "the fluctuation's standard error 3 times too small",
+    ),
+    Mutation(
+        "pinned-history-groups-read-as-one",
+        "solvers/_pinned_particles.py",
+        "block = lax.dynamic_slice(array, (zero, m, lo, zero), shape)[:, 0]",
+        "block = lax.dynamic_slice(array, (zero, m, lo, zero), shape)[:1, 0].repeat(axis_size, 0)",
+        (PINNED,),
+        "every group of a solve streamed through memory kinds reads group 0's history",
     ),
 )

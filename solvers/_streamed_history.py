@@ -1,0 +1,99 @@
+"""What every per-particle history kept outside device memory provides, however its blocks
+reach the device (host callbacks: `HostParticles`; XLA memory kinds: `PinnedParticles`).
+
+A history is (steps, particles, stored). A sweep reads, at depth step m, only two things from it,
+each computed block by block of particles, so one block of one depth step is on the device at a
+time:
+
+* the local product `history[m] @ matrix` (particles, k): each block's rows, then concatenated;
+* the particle average `particle_gram(history[m], a)` (stored, k): each block's partial sum
+  `block.T @ a[block]`, accumulated in a fixed order, then divided by N.
+
+A store (`AbstractHistoryStore`) makes one solve's empty histories and places the groups'
+stacked states where their histories belong.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Float
+
+
+class AbstractStreamedSlice(eqx.Module):
+    """Depth step m of a streamed history: (particles, stored), read block by block."""
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int]: ...
+
+    @property
+    @abc.abstractmethod
+    def blocks(self) -> int:
+        """How many blocks of particles a read goes through."""
+
+    @abc.abstractmethod
+    def block(self, index) -> Float[Array, "block stored"]:
+        """Block `index` of particles, on the device."""
+
+    def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
+        blocks = lax.map(lambda c: self.block(c) @ matrix, jnp.arange(self.blocks))
+        return blocks.reshape(-1, matrix.shape[-1])
+
+    def gram(self, other: Float[Array, "particles k"]) -> Float[Array, "stored k"]:
+        """(1/N) sum_i self[i, p] other[i, q], summed block by block in a fixed order."""
+        particles, stored = self.shape
+        size = particles // self.blocks
+        total = jnp.zeros((stored, other.shape[-1]), other.dtype)
+
+        def add(acc, c):
+            part = lax.dynamic_slice_in_dim(other, c * size, size)
+            return acc + self.block(c).T @ part, None
+
+        total, _ = lax.scan(add, total, jnp.arange(self.blocks))
+        return total / particles
+
+
+class AbstractStreamedHistory(eqx.Module):
+    """A (steps, particles, stored) per-particle history kept outside device memory."""
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int, int]: ...
+
+    @abc.abstractmethod
+    def __getitem__(self, m) -> AbstractStreamedSlice:
+        """Depth step m (a traced index)."""
+
+    @abc.abstractmethod
+    def write(
+        self, entries: Float[Array, "steps particles new"], start
+    ) -> "AbstractStreamedHistory":
+        """The history with `entries` written at slots start... (a new history)."""
+
+
+class AbstractHistoryStore:
+    """Where one solve's streamed histories live: `empty(name, group)` makes group `group`'s
+    empty history of the stored quantity `name`; `stack(states)` stacks the groups' states
+    with their histories there; `nbytes` counts the host memory the histories take."""
+
+    @abc.abstractmethod
+    def empty(self, name: str, group: int) -> AbstractStreamedHistory: ...
+
+    def stack(self, trees: list):
+        """The groups' states (pytrees of one structure) stacked on a leading group axis."""
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+    @property
+    @abc.abstractmethod
+    def nbytes(self) -> int: ...
+
+
+def write_pairs(history, entries: Float[Array, "steps particles new"], start):
+    """`history` (a device array or a streamed history) with `entries` at slots start..."""
+    if isinstance(history, AbstractStreamedHistory):
+        return history.write(entries, start)
+    zero = jnp.zeros_like(start)
+    return lax.dynamic_update_slice(history, entries, (zero, zero, start))
