@@ -58,17 +58,6 @@ class HostBuffer:
 class HostSlice(AbstractStreamedSlice):
     """Depth step m of a `HostParticles`: (particles, stored), read block by block."""
 
-    source: "HostParticles"
-    m: Int[Array, ""]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.source.shape[1:]
-
-    @property
-    def blocks(self) -> int:
-        return self.source.buffer.blocks
-
     def block(self, index) -> Float[Array, "block stored"]:
         buffer = self.source.buffer
         dtype = buffer.array.dtype
@@ -94,6 +83,10 @@ class HostParticles(AbstractStreamedHistory):
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.buffer.array.shape[1:]
+
+    @property
+    def blocks(self) -> int:
+        return self.buffer.blocks
 
     def __getitem__(self, m) -> HostSlice:
         return HostSlice(self, jnp.asarray(m, jnp.int32))

@@ -27,7 +27,7 @@ import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
 from jax.sharding import SingleDeviceSharding
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from ._streamed_history import AbstractHistoryStore, AbstractStreamedHistory, AbstractStreamedSlice
 
@@ -36,17 +36,6 @@ HOST_MEMORY = "pinned_host"
 
 class PinnedSlice(AbstractStreamedSlice):
     """Depth step m of a `PinnedParticles`: (particles, stored), read block by block."""
-
-    source: "PinnedParticles"
-    m: Int[Array, ""]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.source.shape[1:]
-
-    @property
-    def blocks(self) -> int:
-        return self.source.blocks
 
     def block(self, index) -> Float[Array, "block stored"]:
         size = self.shape[0] // self.blocks

@@ -18,21 +18,25 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from equinox import AbstractVar
 from jax import lax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 
 class AbstractStreamedSlice(eqx.Module):
-    """Depth step m of a streamed history: (particles, stored), read block by block."""
+    """Depth step m of a streamed history `source`: (particles, stored), read block by block."""
+
+    source: "AbstractStreamedHistory"
+    m: Int[Array, ""]
 
     @property
-    @abc.abstractmethod
-    def shape(self) -> tuple[int, int]: ...
+    def shape(self) -> tuple[int, int]:
+        return self.source.shape[1:]
 
     @property
-    @abc.abstractmethod
     def blocks(self) -> int:
         """How many blocks of particles a read goes through."""
+        return self.source.blocks
 
     @abc.abstractmethod
     def block(self, index) -> Float[Array, "block stored"]:
@@ -57,7 +61,10 @@ class AbstractStreamedSlice(eqx.Module):
 
 
 class AbstractStreamedHistory(eqx.Module):
-    """A (steps, particles, stored) per-particle history kept outside device memory."""
+    """A (steps, particles, stored) per-particle history kept outside device memory, read in
+    `blocks` blocks of particles per depth step."""
+
+    blocks: AbstractVar[int]
 
     @property
     @abc.abstractmethod
