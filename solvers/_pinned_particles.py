@@ -35,11 +35,44 @@ HOST_MEMORY = "pinned_host"
 
 
 class PinnedSlice(AbstractStreamedSlice):
-    """Depth step m of a `PinnedParticles`: (particles, stored), read block by block."""
+    """Depth step m of a `PinnedParticles`: (particles, stored), read block by block, the
+    next block's copy issued before the current block's products (`over_blocks`)."""
 
     def block(self, index) -> Float[Array, "block stored"]:
         size = self.shape[0] // self.blocks
         return _read(self.source.array, self.m, jnp.asarray(index, jnp.int32) * size, size)
+
+    def over_blocks(self, step, carry):
+        """`step(carry, c, block c) -> (carry, y)` over the blocks c = 0, 1, ... in order:
+        the last carry and the ys stacked. Double buffered: each iteration reads block c + 1
+        before block c's step, so the next block's read does not wait on the current block's
+        products and may overlap them."""
+
+        def body(state, c):
+            carry, current = state
+            upcoming = self.block(c + 1)
+            carry, y = step(carry, c, current)
+            return (carry, upcoming), y
+
+        steps = jnp.arange(self.blocks - 1)
+        (carry, last), ys = lax.scan(body, (carry, self.block(0)), steps)
+        carry, y = step(carry, self.blocks - 1, last)
+        return carry, jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), ys, y)
+
+    def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
+        _, rows = self.over_blocks(lambda _, c, block: (None, block @ matrix), None)
+        return rows.reshape(-1, matrix.shape[-1])
+
+    def gram(self, other: Float[Array, "particles k"]) -> Float[Array, "stored k"]:
+        """(1/N) sum_i self[i, p] other[i, q], summed block by block in a fixed order."""
+        particles, stored = self.shape
+        size = particles // self.blocks
+
+        def add(acc, c, block):
+            return acc + block.T @ lax.dynamic_slice_in_dim(other, c * size, size), None
+
+        total, _ = self.over_blocks(add, jnp.zeros((stored, other.shape[-1]), other.dtype))
+        return total / particles
 
 
 class PinnedParticles(AbstractStreamedHistory):
@@ -109,7 +142,10 @@ def _write_batched(axis_size, in_batched, array, entries, start):
 
 class PinnedHistories(AbstractHistoryStore):
     """The histories of one solve's `groups` in the host memory of the default device, read in
-    `blocks` blocks of particles. Refuses a device without a `pinned_host` memory."""
+    `blocks` blocks of particles, two at a time. Refuses a device without a `pinned_host`
+    memory."""
+
+    buffered = 2
 
     def __init__(self, groups: int, steps: int, particles: int, stored: int, *, blocks, dtype):
         del groups  # each group's history is made by `empty`, and stacked by `stack`

@@ -14,6 +14,7 @@ stacked states where their histories belong.
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -82,9 +83,13 @@ class AbstractStreamedHistory(eqx.Module):
 
 
 class AbstractHistoryStore:
-    """Where one solve's streamed histories live: `empty(name, group)` makes group `group`'s
+    """Where one solve's streamed histories live (`buffered`: how many blocks of one read are
+    on the device at once, for the plan's memory estimate): `empty(name, group)` makes group
+    `group`'s
     empty history of the stored quantity `name`; `stack(states)` stacks the groups' states
     with their histories there; `nbytes` counts the host memory the histories take."""
+
+    buffered: ClassVar[int] = 1
 
     @abc.abstractmethod
     def empty(self, name: str, group: int) -> AbstractStreamedHistory: ...

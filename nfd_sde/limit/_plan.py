@@ -28,6 +28,7 @@ on the device: where they do not fit resident, the plan applies the stored pairs
 import dataclasses
 
 from solvers import (
+    HISTORY_STORES,
     STORED_PAIRS,
     UPDATE_FORMS,
     AbstractRepresentation,
@@ -234,7 +235,8 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
     fixed += groups * itemsize * memory.streamed_working
-    per_particle = groups * itemsize * 4 * max(stored, 1)  # blocks of the history in flight
+    buffered = HISTORY_STORES[solver.streaming].buffered  # blocks of one read in flight
+    per_particle = groups * itemsize * 4 * buffered * max(stored, 1)
     blocks = fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
