@@ -69,14 +69,19 @@ def _device_bytes(config, stream, plan) -> tuple[int, int]:
 
 def _every_step(config, stream, plan):
     """Every SGD step's outputs (stacked on a leading step axis, NumPy) from one compiled step
-    placed as `plan` says, and (device bytes, host bytes) as `_compiled_step`."""
+    placed as `plan` says, (device bytes, host bytes) as `_compiled_step`, and the step itself:
+    whether it calls back to the host, whether its initial state was committed to the device,
+    the final state."""
     with jax.enable_x64(config.run.dtype == "float64"):
         solvers, states, step, sizes = _compiled_step(config, stream, plan)
+        callbacks = re.search(r'custom_call_target="[^"]*callback', step.compiled.as_text())
+        committed = all(leaf.committed for leaf in jax.tree.leaves(states))
         outputs = []
         for k in range(stream.steps):
             states, out = step(_inputs(solvers, stream, k), states)
             outputs.append(jax.tree.map(np.asarray, out))
-    return jax.tree.map(lambda *a: np.stack(a), *outputs), sizes
+    run = {"callbacks": bool(callbacks), "committed": committed, "states": states}
+    return jax.tree.map(lambda *a: np.stack(a), *outputs), sizes, run
 
 
 def test_a_history_over_the_limit_is_streamed_in_blocks_with_the_resident_numbers():
@@ -142,8 +147,9 @@ def test_a_two_sided_history_is_streamed_in_blocks_with_the_resident_numbers(blo
     assert plan.representation == "field"
     assert plan.mode == "streamed" and plan.blocks == 4, plan.describe()
 
-    want, _ = _every_step(config, stream, resident_plan)
-    got, (device, host) = _every_step(bounded, stream, plan)
+    want, _, _ = _every_step(config, stream, resident_plan)
+    got, (device, host), run = _every_step(bounded, stream, plan)
+    assert run["callbacks"]  # (so the check that the memory-kinds step has none can fail)
     assert host == plan.history_bytes
     assert device <= limit_gb * 1e9, (device, limit_gb * 1e9)
     for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
@@ -179,9 +185,10 @@ def test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks(prob
     Every step's outputs, kernels and control statistics equal the resident solve's (tolerance:
     the module docstring), in the one-sided field space with 2 groups (the groups' histories
     are read by one batched slice, `custom_vmap`) and the two-sided one; the compiled step has
-    no host callback (the default "callbacks" streaming has, which shows the check can fail),
-    and the histories stay in host memory across steps (donated and updated in place), with
-    the initial state placed as the step's outputs are (else `jit_step` compiles twice)."""
+    no host callback (the two-sided "callbacks" step above has, which shows the check can
+    fail), and the histories stay in host memory across the steps (donated and updated in
+    place), with the initial state placed as the step's outputs are (else `jit_step` compiles
+    twice)."""
     config = load_config(None, problem)
     stream = load_stream(config)
     resident_plan = _plan(config, stream)
@@ -190,24 +197,16 @@ def test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks(prob
     plan = _plan(pinned, stream)
     assert plan.mode == "streamed" and plan.blocks > 1, plan.describe()
 
-    want, _ = _every_step(config, stream, resident_plan)
-    got, (_, host) = _every_step(pinned, stream, plan)
+    want, _, _ = _every_step(config, stream, resident_plan)
+    got, (_, host), run = _every_step(pinned, stream, plan)
     assert host == plan.history_bytes
+    assert not run["callbacks"]
+    # placed as the step's outputs are (committed), so the jitted step compiles once
+    assert run["committed"]
     for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
         for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max(), err_msg=name)
 
-    with jax.enable_x64(True):
-        callbacks = config.replace(solver={"memory_limit_gb": limit_gb})
-        for streamed, has_callbacks in ((pinned, False), (callbacks, True)):
-            solvers, states, compiled, _ = _compiled_step(streamed, stream, plan)
-            callback = re.search(r'custom_call_target="[^"]*callback', compiled.compiled.as_text())
-            assert bool(callback) == has_callbacks
-        solvers, states, compiled, _ = _compiled_step(pinned, stream, plan)
-        # placed as the step's outputs are (committed), so the jitted step compiles once
-        assert all(leaf.committed for leaf in jax.tree.leaves(states))
-        for k in range(2):
-            states, _ = compiled(_inputs(solvers, stream, k), states)
-    pinned_leaves = jax.tree.leaves(states, is_leaf=lambda x: isinstance(x, PinnedParticles))
+    pinned_leaves = jax.tree.leaves(run["states"], is_leaf=lambda x: isinstance(x, PinnedParticles))
     kinds = {x.array.sharding.memory_kind for x in pinned_leaves if isinstance(x, PinnedParticles)}
     assert kinds == {"pinned_host"}
