@@ -32,6 +32,7 @@ from jaxtyping import Array, Float
 from ._streamed_history import AbstractHistoryStore, AbstractStreamedHistory, AbstractStreamedSlice
 
 HOST_MEMORY = "pinned_host"
+_EMPTY = np.zeros(())  # stands for an empty history until `PinnedHistories.stack` makes it
 
 
 class PinnedSlice(AbstractStreamedSlice):
@@ -164,13 +165,14 @@ class PinnedHistories(AbstractHistoryStore):
         self.made = 0
 
     def empty(self, name: str, group: int) -> PinnedParticles:
-        """An empty history in NumPy (host pages mapped lazily); `stack` moves the groups'
-        histories into the device's host memory together."""
-        return PinnedParticles(np.zeros(self.sizes, self.dtype), self.blocks)
+        """A placeholder for an empty history (zeros); `stack` makes the groups' histories in
+        the device's host memory together."""
+        return PinnedParticles(_EMPTY, self.blocks)
 
     def stack(self, trees: list):
-        """The groups' states stacked, every `PinnedParticles` array stacked in host memory
-        (stacking there, not in device memory, which a streamed history does not fit)."""
+        """The groups' initial states stacked, every (empty) history made in host memory from
+        lazily mapped zero pages: never whole in device memory, which it does not fit, and
+        never twice in host memory."""
 
         def pinned(x):
             return isinstance(x, PinnedParticles)
@@ -178,7 +180,10 @@ class PinnedHistories(AbstractHistoryStore):
         def put(*xs):
             if not pinned(xs[0]):  # committed, as the step's outputs are: one compilation
                 return jax.device_put(jnp.stack(xs), self.device)
-            array = jax.device_put(np.stack([np.asarray(x.array) for x in xs]), self.host)
+            if any(x.array is not _EMPTY for x in xs):
+                raise ValueError("only the groups' empty initial histories are stacked")
+            zeros = np.zeros((len(xs), *self.sizes), self.dtype)
+            array = jax.device_put(zeros, self.host)
             self.made += array.nbytes
             return PinnedParticles(array, xs[0].blocks)
 

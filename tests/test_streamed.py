@@ -196,6 +196,9 @@ def test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks(prob
     pinned = config.replace(solver={"memory_limit_gb": limit_gb, "streaming": "memory_kinds"})
     plan = _plan(pinned, stream)
     assert plan.mode == "streamed" and plan.blocks > 1, plan.describe()
+    assert "copied inside the compiled step" in plan.describe()
+    if jax.default_backend() == "cpu":
+        assert "saves no memory there" in plan.describe()
 
     want, _, _ = _every_step(config, stream, resident_plan)
     got, (_, host), run = _every_step(pinned, stream, plan)

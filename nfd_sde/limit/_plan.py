@@ -27,6 +27,8 @@ on the device: where they do not fit resident, the plan applies the stored pairs
 
 import dataclasses
 
+import jax
+
 from solvers import (
     HISTORY_STORES,
     STORED_PAIRS,
@@ -265,6 +267,11 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
         f"is kept in host memory and streamed to one device, {n_part // blocks} particles at a "
         f"time ({TRANSPORT[solver.streaming]})"
     )
+    if solver.streaming == "memory_kinds" and jax.default_backend() == "cpu":
+        reason += (
+            "; on a CPU XLA copies the whole history into device memory at each step, so "
+            "this saves no memory there (solver.streaming='callbacks' does)"
+        )
     return LimitPlan(
         kind, sizes, {}, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason
     )
