@@ -4,6 +4,7 @@
 # streamed against resident at N = 2^18. From the repository root on the device machine:
 #     sh benchmarks/gpu_run.sh           (writes to $OUT, or benchmarks/results/)
 #     QUICK=1 PYTHON=.venv/bin/python sh benchmarks/gpu_run.sh    (tiny sizes, any machine)
+#     STREAMED_ONLY=1 sh benchmarks/gpu_run.sh    (streamed against resident, the rest small)
 # It uses the JAX, Equinox, Diffrax and Optax installed there (no network needed); where pip
 # reaches PyPI, `pip install -e '.[cuda]'` installs the CUDA build of JAX instead.
 set -eu
@@ -18,6 +19,10 @@ if command -v nvidia-smi >/dev/null; then
 fi
 if [ -n "${QUICK:-}" ]; then
     sizes="--quick"
+elif [ -n "${STREAMED_ONLY:-}" ]; then
+    # streamed (host callbacks, memory kinds) against resident at N = 2^18; the other sections
+    # at N = 2^14 only (a few minutes of device time)
+    sizes="--log2n 14 --devices-log2n 14 --streamed-log2n 18"
 else
     sizes="--log2n 14,16,18,20 --devices-log2n 20 --streamed-log2n 18"
 fi
