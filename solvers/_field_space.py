@@ -202,9 +202,8 @@ def _append_pairs(field, stored, new, white, start, jitter) -> FieldNoise:
         joint = particle_gram(new_m, new_m)
         return conditional_factor(cross, joint, factor_m, jitter=jitter, filled=start)
 
-    if isinstance(
-        stored, AbstractStreamedHistory
-    ):  # one depth step's blocks on the device at a time
+    streamed = isinstance(stored, AbstractStreamedHistory)
+    if streamed:  # one depth step's blocks on the device at a time
         steps = jnp.arange(new.shape[0])
         rows, block = lax.map(lambda args: rows_at(*args), (steps, new, field.factor))
     else:  # every depth step in one batched solve (no loop over steps, no gathers)
