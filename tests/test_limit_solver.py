@@ -13,6 +13,7 @@ discrete" targets are the M-step values of the same scheme, so they carry no dis
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -261,20 +262,26 @@ def test_convergence_rate_in_particles(linear_problem):
 
 
 def test_control_statistics_are_reduced_step_by_step(monkeypatch):
-    """A step's control-variate statistics (outputs x controls^2 per group, controls ~ 4 x eval
-    inputs) are cross-fitted as the step ends, one step at a time, and not kept: stacked over a
-    200-step run of 4 groups they once took 24 GB. Calls: one per step and one for the final
-    evaluation, each with a single step."""
+    """A step's control-variate statistics (outputs x controls x pairs per group) are
+    cross-fitted as the step ends, one step at a time, and not kept: stacked over a 200-step
+    run of 4 groups they once took 24 GB. Calls: one per step and one for the final evaluation,
+    each with a single step. The controls' Gram (outputs x controls^2 per group), the same at
+    every step, is computed and factorised once per solve."""
     from nfd_sde.limit import _groups
 
-    shapes = []
-    real = _groups.cross_fitted
+    shapes, solved = [], []
+    real_corrected, real_solutions = _groups.corrected, _groups.control_solutions
 
-    def spy(stats, **kwargs):
-        shapes.append(stats.mean_y.shape)
-        return real(stats, **kwargs)
+    def spy(solutions, mean_y, xy):
+        shapes.append(mean_y.shape)
+        return real_corrected(solutions, mean_y, xy)
 
-    monkeypatch.setattr(_groups, "cross_fitted", spy)
+    def spy_solutions(mean_x, xx, **kwargs):
+        solved.append(xx.shape)
+        return real_solutions(mean_x, xx, **kwargs)
+
+    monkeypatch.setattr(_groups, "corrected", spy)
+    monkeypatch.setattr(_groups, "control_solutions", spy_solutions)
     config = load_config(
         None,
         ["training.steps=3", "solver.particles=32", "solver.groups=2", "solver.levels=1",
@@ -285,3 +292,33 @@ def test_control_statistics_are_reduced_step_by_step(monkeypatch):
     result = solve_limit(config, load_stream(config), key=jax.random.key(0))
     assert np.all(np.isfinite(result.f_eval))
     assert len(shapes) == 3 + 1 and all(s[:2] == (2, 1) for s in shapes), shapes
+    assert len(solved) == 1, solved
+
+
+def test_the_controls_gram_is_the_same_at_every_step():
+    """The control features depend only on the initial readout and the step-0 features, which
+    is what lets a solve compute their Gram (and its factorisations) once: the Gram and means
+    of the state after each of 3 steps equal those after step 0 exactly, and the step-0
+    features are in the state after step 0 (its Gram differs from the initial state's)."""
+    from nfd_sde import load_stream
+    from nfd_sde.limit import build_groups, jit_control_gram, jit_step, plan_limit
+
+    config = load_config(
+        None,
+        ["training.steps=3", "solver.particles=32", "solver.groups=2", "solver.levels=1",
+         "solver.depth_steps=2", "data.eval_size=3"],
+    )  # fmt: skip
+    stream = load_stream(config)
+    sizes = {"dim": stream.dim, "steps": 3, "batch": stream.batch, "eval_size": 3}
+    plan = plan_limit(config, **sizes)
+    solvers, state = build_groups(config, stream, key=jax.random.key(0), plan=plan, refinement=1)
+    initial = jax.device_get(jit_control_gram(solvers, state))
+    grams = []
+    for k in range(3):
+        x = (jnp.asarray(stream.x_train[k]), jnp.asarray(stream.y_train[k]))
+        state, _ = jit_step((solvers, jnp.int32(k), *x, jnp.asarray(stream.x_eval)), state)
+        grams.append(jax.device_get(jit_control_gram(solvers, state)))
+    for gram in grams[1:]:
+        for a, b in zip(gram, grams[0]):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(initial[1], grams[0][1])

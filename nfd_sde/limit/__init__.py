@@ -5,6 +5,7 @@ from ._coupling import coupling_gap as coupling_gap
 from ._diagnostics import first_layer_changes as first_layer_changes
 from ._groups import (
     build_groups as build_groups,
+    jit_control_gram as jit_control_gram,
     jit_evaluate as jit_evaluate,
     jit_step as jit_step,
 )

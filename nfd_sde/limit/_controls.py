@@ -17,28 +17,41 @@ from scipy.linalg import solve_triangular
 def cross_fitted(stats, *, ridge: float = 1e-10) -> np.ndarray | None:
     """`stats` (a `ControlStatistics` of NumPy arrays with leading axes (groups, steps)): the
     corrected outputs (groups, steps, pairs, outputs), or None for one group."""
-    groups = stats.mean_y.shape[0]
-    if groups < 2:
+    if stats.mean_y.shape[0] < 2:
         return None
-    xx_total, xy_total = stats.xx.sum(axis=0), stats.xy.sum(axis=0)  # (steps, C, R, R), (.., R, Q)
-    out = np.empty_like(stats.mean_y)
-    for g in range(groups):
-        xx, xy = xx_total - stats.xx[g], xy_total - stats.xy[g]
-        size = xx.shape[-1]
-        scale = np.maximum(np.trace(xx, axis1=-2, axis2=-1) / size, np.finfo(float).tiny)
-        regularised = xx + ridge * scale[..., None, None] * np.eye(size)
-        finite = np.all(np.isfinite(regularised), axis=(-2, -1)) & np.all(
-            np.isfinite(xy), axis=(-2, -1)
-        )
+    return corrected(control_solutions(stats.mean_x, stats.xx, ridge=ridge), stats.mean_y, stats.xy)
+
+
+def control_solutions(mean_x: np.ndarray, xx: np.ndarray, *, ridge: float = 1e-10) -> np.ndarray:
+    """A_g^{-1} mean_x_g (groups, steps, outputs, controls), A_g the pooled centred cross
+    products `xx` (groups, steps, outputs, controls, controls) of the groups other than g, with
+    a relative ridge; NaN where A_g is not finite. The control features depend only on the
+    initial readout and the step-0 features, so these are the same at every step: a solve
+    computes them once (`nfd_sde.limit.run_groups`)."""
+    xx_total = xx.sum(axis=0)
+    out = np.empty(mean_x.shape[:2] + mean_x.shape[:1:-1], np.result_type(mean_x, xx))
+    for g in range(mean_x.shape[0]):
+        others = xx_total - xx[g]
+        size = others.shape[-1]
+        scale = np.maximum(np.trace(others, axis1=-2, axis2=-1) / size, np.finfo(float).tiny)
+        regularised = others + ridge * scale[..., None, None] * np.eye(size)
+        finite = np.all(np.isfinite(regularised), axis=(-2, -1))
         regularised = np.where(finite[..., None, None], regularised, np.eye(size))
         # correction = mean_x^T beta with beta = A^{-1} xy and A symmetric: (A^{-1} mean_x)^T xy,
         # one right-hand side per output instead of one per pair
-        means = np.swapaxes(stats.mean_x[g], -1, -2)  # (steps, C, R)
-        solved = _symmetric_solve(regularised, means)
-        xy = np.where(finite[..., None, None], xy, np.nan)
-        correction = np.einsum("kcr,kcrq->kqc", solved, xy)
-        out[g] = stats.mean_y[g] - correction
+        means = np.swapaxes(mean_x[g], -1, -2)  # (steps, C, R)
+        out[g] = np.where(finite[..., None], _symmetric_solve(regularised, means), np.nan)
     return out
+
+
+def corrected(solutions: np.ndarray, mean_y: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """mean_y_g - (A_g^{-1} mean_x_g)^T (the other groups' pooled `xy`): the cross-fitted
+    outputs (groups, steps, pairs, outputs) from `control_solutions`; NaN where a statistic is
+    not finite."""
+    others = xy.sum(axis=0)[None] - xy  # (groups, steps, C, R, Q)
+    finite = np.all(np.isfinite(others), axis=(-2, -1))
+    others = np.where(finite[..., None, None], others, np.nan)
+    return mean_y - np.einsum("gkcr,gkcrq->gkqc", solutions, others)
 
 
 def _symmetric_solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:

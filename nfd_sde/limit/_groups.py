@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 from solvers import HISTORY_STORES, AxisMesh
 
 from ..model import Config, DataStream
-from ._controls import cross_fitted
+from ._controls import control_solutions, corrected
 from ._plan import LimitPlan
 from ._solver import LimitSolver, LimitState, build_solver, constrain_state
-from ._step import limit_evaluate, limit_step
+from ._step import control_gram, limit_evaluate, limit_step
 
 
 def group_keys(key: PRNGKeyArray, groups: int) -> list[PRNGKeyArray]:
@@ -102,6 +102,11 @@ def jit_evaluate(solver, state, k, x_eval):
     return evaluate(solver, state, k, x_eval)
 
 
+@eqx.filter_jit
+def jit_control_gram(solver, state):
+    return eqx.filter_vmap(control_gram)(solver, state)
+
+
 def run_groups(
     solver: LimitSolver,
     state: LimitState,
@@ -120,15 +125,26 @@ def run_groups(
     x_eval = jnp.asarray(stream.x_eval, dtype)
     final_k = jnp.int32(stream.steps)
     outputs, steps_cv, step_times = [], [], []
+    solutions = []  # the controls' A_g^{-1} mean_x_g: the same at every step, computed once
+
+    def cross_fitted(controls):
+        """One step's cross-fitted outputs (groups, 1, pairs, outputs); None for one group."""
+        if controls.mean_y.shape[0] < 2:
+            return None
+        if not solutions:  # after step 0 (the step-0 features are in `state`), or at init
+            mean_x, xx = jax.device_get(jit_control_gram(solver, state))
+            solutions.append(control_solutions(mean_x[:, None], xx[:, None]))
+        return corrected(solutions[0], controls.mean_y[:, None], controls.xy[:, None])
+
     for k in tqdm(range(stream.steps), desc=desc, unit="step", disable=not progress):
         tick = time.perf_counter()
         state, out = jit_step((solver, jnp.int32(k), x_train[k], y_train[k], x_eval), state)
         jax.block_until_ready(out)
         step_times.append(time.perf_counter() - tick)
         out = jax.device_get(out)
-        # the control statistics (groups x outputs x controls^2, controls ~ 4 x eval inputs) are
-        # reduced to the step's cross-fitted estimates at once, not kept for every step
-        steps_cv.append(cross_fitted(jax.tree.map(lambda a: a[:, None], out.controls)))
+        # the control statistics (groups x outputs x controls x pairs) are reduced to the
+        # step's cross-fitted estimates at once, not kept for every step
+        steps_cv.append(cross_fitted(out.controls))
         outputs.append(eqx.tree_at(lambda o: o.controls, out, None))
         if not all(np.all(np.isfinite(a)) for a in jax.tree.leaves(out)):
             break  # diverged: the later steps are not solved
@@ -172,7 +188,7 @@ def run_groups(
         "steps_solved": solved,
         "final_state": state,
     }
-    final_cv = cross_fitted(jax.tree.map(lambda a: a[:, None], controls_final))
+    final_cv = cross_fitted(controls_final)
     if final_cv is None:  # one group: nothing to cross-fit, the plain means stand
         run["f_train_cv"], run["f_eval_cv"] = run["f_train"], run["f_eval"]
         return run

@@ -31,11 +31,13 @@ class ControlStatistics(eqx.Module):
     """Sufficient statistics, over one particle system, of the outputs' per-particle terms
     y = V r(H_1) / gamma0 and of control features x with exactly zero expectation: their means
     and centred cross products, per output channel c (`nfd_sde.limit._controls` combines them
-    across groups)."""
+    across groups). The features x depend only on the initial readout V^0 and the step-0
+    features, so `mean_x` and `xx` are the same at every step: a step leaves `xx` out (None) and
+    `control_gram` computes it once."""
 
     mean_x: Float[Array, "controls outputs"]
     mean_y: Float[Array, "pairs outputs"]
-    xx: Float[Array, "outputs controls controls"]
+    xx: Float[Array, "outputs controls controls"] | None
     xy: Float[Array, "outputs controls pairs"]
 
 
@@ -101,16 +103,20 @@ def control_features(state: LimitState, initial) -> Float[Array, "particles cont
 
 
 def control_statistics(solver, state, feats, initial) -> ControlStatistics:
+    """The statistics of one step's outputs, less `xx` (`control_gram`)."""
     y = feats[:, :, None] * state.readout[:, None, :] / solver.gamma0  # (N, pairs, C)
     x = control_features(state, initial) / solver.gamma0
     mean_x, mean_y = jnp.mean(x, axis=0), jnp.mean(y, axis=0)
     xc, yc = x - mean_x, y - mean_y
-    return ControlStatistics(
-        mean_x=mean_x,
-        mean_y=mean_y,
-        xx=jnp.einsum("irc,isc->crs", xc, xc),
-        xy=jnp.einsum("irc,iqc->crq", xc, yc),
-    )
+    return ControlStatistics(mean_x, mean_y, None, jnp.einsum("irc,iqc->crq", xc, yc))
+
+
+def control_gram(solver, state: LimitState) -> tuple[Array, Array]:
+    """(mean_x, xx) of the control features of `state` (its V^0 and step-0 features): the same
+    for every step after step 0 (for a solve of no steps: of the initial state)."""
+    x = control_features(state, state.initial_features) / solver.gamma0
+    xc = x - jnp.mean(x, axis=0)
+    return jnp.mean(x, axis=0), jnp.einsum("irc,isc->crs", xc, xc)
 
 
 def initial_features(solver: LimitSolver, h_end) -> tuple[Array, Array]:

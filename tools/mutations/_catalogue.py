@@ -341,10 +341,20 @@ CATALOGUE = (
     Mutation(
         "control-variates-fitted-in-sample",
         "nfd_sde/limit/_controls.py",
-        "xx, xy = xx_total - stats.xx[g], xy_total - stats.xy[g]",
-        "xx, xy = stats.xx[g], stats.xy[g]",
+        "others = xx_total - xx[g]",
+        "others = xx[g]",
         (CONTROLS, CONTROLS_SOLVER),
-        "each group's control-variate coefficient fitted on its own particles (not cross-fitted)",
+        "each group's control-variate coefficient fitted on its own particles' controls (not "
+        "cross-fitted)",
+    ),
+    Mutation(
+        "control-variates-covariance-in-sample",
+        "nfd_sde/limit/_controls.py",
+        "others = xy.sum(axis=0)[None] - xy",
+        "others = xy",
+        (CONTROLS, CONTROLS_SOLVER),
+        "each group's control-variate coefficient fitted on its own particles' outputs (not "
+        "cross-fitted)",
     ),
     Mutation(
         "control-feature-not-mean-zero",
