@@ -128,6 +128,8 @@ class HostHistories(AbstractHistoryStore):
     """The host buffers of one solve's `groups` particle systems, one per stored quantity,
     made on first use. Compared by identity (a static field shared by every group's solver)."""
 
+    transport = "through host callbacks"
+
     def __init__(self, groups: int, steps: int, particles: int, stored: int, *, blocks, dtype):
         self.sizes = (groups, steps, particles, stored)
         self.blocks, self.dtype = blocks, dtype

@@ -60,21 +60,6 @@ class PinnedSlice(AbstractStreamedSlice):
         carry, y = step(carry, self.blocks - 1, last)
         return carry, jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), ys, y)
 
-    def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
-        _, rows = self.over_blocks(lambda _, c, block: (None, block @ matrix), None)
-        return rows.reshape(-1, matrix.shape[-1])
-
-    def gram(self, other: Float[Array, "particles k"]) -> Float[Array, "stored k"]:
-        """(1/N) sum_i self[i, p] other[i, q], summed block by block in a fixed order."""
-        particles, stored = self.shape
-        size = particles // self.blocks
-
-        def add(acc, c, block):
-            return acc + block.T @ lax.dynamic_slice_in_dim(other, c * size, size), None
-
-        total, _ = self.over_blocks(add, jnp.zeros((stored, other.shape[-1]), other.dtype))
-        return total / particles
-
 
 class PinnedParticles(AbstractStreamedHistory):
     """One particle system's (steps, particles, stored) history in host memory, read in
@@ -147,6 +132,16 @@ class PinnedHistories(AbstractHistoryStore):
     memory."""
 
     buffered = 2
+    transport = "copied inside the compiled step from the device's host memory"
+
+    @classmethod
+    def caveat(cls, backend: str) -> str | None:
+        if backend == "cpu":
+            return (
+                "on a CPU XLA copies the whole history into device memory at each step, so "
+                "this saves no memory there (solver.streaming='callbacks' does)"
+            )
+        return None
 
     def __init__(self, groups: int, steps: int, particles: int, stored: int, *, blocks, dtype):
         del groups  # each group's history is made by `empty`, and stacked by `stack`

@@ -43,21 +43,27 @@ class AbstractStreamedSlice(eqx.Module):
     def block(self, index) -> Float[Array, "block stored"]:
         """Block `index` of particles, on the device."""
 
+    def over_blocks(self, step, carry):
+        """`step(carry, c, block c) -> (carry, y)` over the blocks c = 0, 1, ... in order:
+        the last carry and the ys stacked. Each iteration reads its own block; a form whose
+        reads can overlap the products overrides this (`PinnedSlice`)."""
+        return lax.scan(
+            lambda carry, c: step(carry, c, self.block(c)), carry, jnp.arange(self.blocks)
+        )
+
     def __matmul__(self, matrix: Float[Array, "stored k"]) -> Float[Array, "particles k"]:
-        blocks = lax.map(lambda c: self.block(c) @ matrix, jnp.arange(self.blocks))
-        return blocks.reshape(-1, matrix.shape[-1])
+        _, rows = self.over_blocks(lambda _, c, block: (None, block @ matrix), None)
+        return rows.reshape(-1, matrix.shape[-1])
 
     def gram(self, other: Float[Array, "particles k"]) -> Float[Array, "stored k"]:
         """(1/N) sum_i self[i, p] other[i, q], summed block by block in a fixed order."""
         particles, stored = self.shape
         size = particles // self.blocks
-        total = jnp.zeros((stored, other.shape[-1]), other.dtype)
 
-        def add(acc, c):
-            part = lax.dynamic_slice_in_dim(other, c * size, size)
-            return acc + self.block(c).T @ part, None
+        def add(acc, c, block):
+            return acc + block.T @ lax.dynamic_slice_in_dim(other, c * size, size), None
 
-        total, _ = lax.scan(add, total, jnp.arange(self.blocks))
+        total, _ = self.over_blocks(add, jnp.zeros((stored, other.shape[-1]), other.dtype))
         return total / particles
 
 
@@ -83,13 +89,18 @@ class AbstractStreamedHistory(eqx.Module):
 
 
 class AbstractHistoryStore:
-    """Where one solve's streamed histories live (`buffered`: how many blocks of one read are
-    on the device at once, for the plan's memory estimate): `empty(name, group)` makes group
-    `group`'s
+    """Where one solve's streamed histories live: `empty(name, group)` makes group `group`'s
     empty history of the stored quantity `name`; `stack(states)` stacks the groups' states
-    with their histories there; `nbytes` counts the host memory the histories take."""
+    with their histories there; `nbytes` counts the host memory the histories take. For the
+    plan: `buffered`, how many blocks of one read are on the device at once; `transport`, how
+    the blocks travel; `caveat(backend)`, what the form does not deliver on that backend."""
 
     buffered: ClassVar[int] = 1
+    transport: ClassVar[str]
+
+    @classmethod
+    def caveat(cls, backend: str) -> str | None:
+        return None
 
     @abc.abstractmethod
     def empty(self, name: str, group: int) -> AbstractStreamedHistory: ...

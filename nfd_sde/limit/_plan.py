@@ -48,12 +48,6 @@ from ..model import (
 )
 from ._plan_devices import devices_for, fewest_blocks
 
-# how each solver.streaming brings a streamed history's blocks to the device
-TRANSPORT = {
-    "callbacks": "through host callbacks",
-    "memory_kinds": "copied inside the compiled step from the device's host memory",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class LimitPlan:
@@ -237,8 +231,8 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
     fixed += groups * itemsize * memory.streamed_working
-    buffered = HISTORY_STORES[solver.streaming].buffered  # blocks of one read in flight
-    per_particle = groups * itemsize * 4 * buffered * max(stored, 1)
+    store = HISTORY_STORES[solver.streaming]
+    per_particle = groups * itemsize * 4 * store.buffered * max(stored, 1)  # blocks in flight
     blocks = fewest_blocks(n_part, int((limit - fixed) // per_particle))
     streamed = fixed + per_particle * (n_part // blocks)
     if streamed > limit or not stored:  # (no stored pairs: no history to stream)
@@ -265,13 +259,10 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
         f"{'s' if devices > 1 else ''}, more than solver.memory_limit_gb="
         f"{solver.memory_limit_gb}; so the per-particle history ({history_bytes / 1e9:.3g} GB) "
         f"is kept in host memory and streamed to one device, {n_part // blocks} particles at a "
-        f"time ({TRANSPORT[solver.streaming]})"
+        f"time ({store.transport})"
     )
-    if solver.streaming == "memory_kinds" and jax.default_backend() == "cpu":
-        reason += (
-            "; on a CPU XLA copies the whole history into device memory at each step, so "
-            "this saves no memory there (solver.streaming='callbacks' does)"
-        )
+    if (caveat := store.caveat(jax.default_backend())) is not None:
+        reason += f"; {caveat}"
     return LimitPlan(
         kind, sizes, {}, streamed, 1, "streamed", blocks, history_bytes, history_bytes, reason
     )
