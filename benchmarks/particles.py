@@ -59,9 +59,8 @@ from _timing import (  # noqa: E402
 
 from nfd_sde import load_config, load_stream  # noqa: E402
 from nfd_sde.limit import build_groups, jit_step, plan_limit  # noqa: E402
+from solvers import HISTORY_STORES  # noqa: E402
 
-# solver.streaming: how a streamed history's blocks reach the device (the table's label)
-STREAMINGS = {"callbacks": "callbacks", "memory_kinds": "memory kinds"}
 HISTORY_READS = 10  # history slices a field-space step reads (module docstring)
 
 
@@ -136,7 +135,7 @@ def compile_point(config, *, plan=None):
         "stored_pairs": plan.stored_pairs,
         "devices": plan.devices,
         "placement": plan.mode
-        + (f" ({STREAMINGS[config.solver.streaming]})" if plan.mode == "streamed" else ""),
+        + (f" ({config.solver.streaming.replace('_', ' ')})" if plan.mode == "streamed" else ""),
         "blocks": plan.blocks,
         "plan_bytes_needed": plan.bytes_needed,
         "history_bytes": plan.history_bytes,
@@ -206,7 +205,8 @@ def run(sizes: Sizes) -> dict:
     stream = load_stream(config)
     base = plan_limit(config, dim=stream.dim, steps=stream.steps, batch=4, eval_size=4)
     by_mode = {"resident": compile_point(config, plan=base)}
-    for streaming, label in STREAMINGS.items():
+    for streaming in HISTORY_STORES:  # every way a streamed history reaches the device
+        label = streaming.replace("_", " ")
         for blocks in sizes.blocks:
             # the plan's own choice needs a memory limit; here the blocks are set by hand
             streamed = dataclasses.replace(base, mode="streamed", blocks=blocks, bytes_needed=0)

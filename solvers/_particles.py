@@ -9,9 +9,9 @@ from ._streamed_history import AbstractStreamedSlice
 
 class PairColumns(eqx.Module):
     """A (particles, pairs) array kept as blocks of pairs side by side, because one of them is a
-    depth step of a history in host memory (`AbstractStreamedSlice`), which is read block by block of
-    particles and never copied whole to the device. `columns @ matrix` and `particle_gram` take
-    it part by part: the same sums as on the concatenation."""
+    depth step of a history in host memory (`AbstractStreamedSlice`), which is read block by
+    block of particles and never copied whole to the device. `columns @ matrix` and
+    `particle_gram` take it part by part: the same sums as on the concatenation."""
 
     parts: tuple[Float[Array, "particles _"] | AbstractStreamedSlice, ...]
 
@@ -46,8 +46,8 @@ def particle_gram(
     a: Float[Array, "particles pairs"], b: Float[Array, "particles other"]
 ) -> Float[Array, "pairs other"]:
     """The empirical kernel K[p, q] = (1/N) sum_i a[i, p] b[i, q]. Either side may be a depth
-    step of a history kept in host memory (`AbstractStreamedSlice`), or columns holding one (`PairColumns`):
-    its sum is then taken block by block. On a particle axis split over devices the sum is a
+    step of a history kept in host memory (`AbstractStreamedSlice`), or columns holding one
+    (`PairColumns`): its sum is then taken block by block. On a particle axis split over devices the sum is a
     local product and an all-reduce."""
     if isinstance(a, (AbstractStreamedSlice, PairColumns)):
         return a.gram(b)
