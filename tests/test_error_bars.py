@@ -29,7 +29,7 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.limit import solve_limit
-from nfd_sde.limit._controls import _symmetric_solve, cross_fitted
+from nfd_sde.limit._controls import _symmetric_solve, control_solutions, corrected
 from nfd_sde.limit._groups import build_groups, run_groups
 from nfd_sde.limit._plan import plan_limit
 from nfd_sde.limit._step import ControlStatistics
@@ -116,6 +116,14 @@ def test_control_variates_agree_with_the_plain_mean_on_common_noise():
     assert cv_var < 0.8 * plain_var, (cv_var, plain_var)
 
 
+def cross_fitted(stats, *, ridge: float = 1e-10):
+    """The cross-fitted outputs (groups, steps, pairs, outputs) of `stats` (leading axes
+    (groups, steps)), as a solve forms them: the controls' solutions, then each step's
+    correction."""
+    solutions = control_solutions(stats.mean_x, stats.xx, ridge=ridge)
+    return corrected(solutions, stats.mean_y, stats.xy)
+
+
 def synthetic_statistics(groups: int, particles: int, *, seed: int):
     """Per group, `particles` i.i.d. z ~ N(0, I_2); controls x = (z, z^2 - 1) (mean 0 exactly),
     value y = sum_j exp(z_j) (mean 2 e^{1/2}, a nonlinear function of the controls). Returns
@@ -153,7 +161,7 @@ def test_cross_fitted_control_variates_are_unbiased_where_in_sample_fits_are_not
 
 
 def test_cross_fitting_solves_for_the_defined_coefficients():
-    """`cross_fitted` applies beta_g = (XX - XX_g)^{-1} (XY - XY_g), the regression fitted on the
+    """`control_solutions` and `corrected` apply beta_g = (XX - XX_g)^{-1} (XY - XY_g), the regression fitted on the
     other groups, through one solve per output ((A^{-1} mean_x)^T XY, A symmetric); written out
     from the definition here (float64: they agree to round-off, measured ~1e-15 relative)."""
     rng = np.random.default_rng(5)

@@ -14,14 +14,6 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 
-def cross_fitted(stats, *, ridge: float = 1e-10) -> np.ndarray | None:
-    """`stats` (a `ControlStatistics` of NumPy arrays with leading axes (groups, steps)): the
-    corrected outputs (groups, steps, pairs, outputs), or None for one group."""
-    if stats.mean_y.shape[0] < 2:
-        return None
-    return corrected(control_solutions(stats.mean_x, stats.xx, ridge=ridge), stats.mean_y, stats.xy)
-
-
 def control_solutions(mean_x: np.ndarray, xx: np.ndarray, *, ridge: float = 1e-10) -> np.ndarray:
     """A_g^{-1} mean_x_g (groups, steps, outputs, controls), A_g the pooled centred cross
     products `xx` (groups, steps, outputs, controls, controls) of the groups other than g, with
