@@ -1,7 +1,8 @@
 #!/bin/sh
 # The GPU run of benchmarks/particles.py (benchmarks/README.md, "On a GPU"): the particles benchmark on
 # an NVIDIA GPU, N = 2^14 .. 2^20 at K*B = 128, M = 16, field space, on every device JAX sees;
-# streamed against resident at N = 2^18. From the repository root on the device machine:
+# streamed against resident at N = 2^18; then the 200-step long run at N = 2^16 (one group). From
+# the repository root on the device machine:
 #     sh benchmarks/gpu_run.sh           (writes to $OUT, or benchmarks/results/)
 #     QUICK=1 PYTHON=.venv/bin/python sh benchmarks/gpu_run.sh    (tiny sizes, any machine)
 #     STREAMED_ONLY=1 sh benchmarks/gpu_run.sh    (streamed against resident, the rest small)
@@ -28,3 +29,14 @@ else
 fi
 # shellcheck disable=SC2086
 "$python" benchmarks/particles.py $sizes --out "$out" 2>&1 | tee "$out/particles.log"
+# the 200-step run of benchmarks/README.md (`long_runs.py`) at GPU size: teacher data, batch 16, M = 4,
+# 200 SGD steps, field space, one group of N = 2^16 particles; the CLI prints its wall time
+if [ -n "${QUICK:-}" ]; then
+    long="--particles 256 --set training.steps=8"
+else
+    long="--particles 65536 --set training.steps=200"
+fi
+# shellcheck disable=SC2086
+"$python" -m nfd_sde._cli solve $long --groups 1 --levels 1 --depth-steps 4 \
+    --representation field --set training.batch=16 --out "$out/long_run" --overwrite 2>&1 |
+    tee "$out/long_run.log"
