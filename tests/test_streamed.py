@@ -8,6 +8,7 @@ the same particle averages as a sum over blocks in a fixed order instead of one 
 that is amplified (1e-16 / 1e-6); measured about 1e-15.
 """
 
+import dataclasses
 import re
 
 import jax
@@ -34,10 +35,14 @@ PROBLEM = [
 
 
 def _plan(config, stream):
+    """The plan, with the coupling's record where `_compiled_step` records it."""
     eval_size = stream.x_eval.shape[0]
-    return plan_limit(
-        config, dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=eval_size
-    )
+    sizes = dict(dim=stream.dim, steps=stream.steps, batch=stream.batch, eval_size=eval_size)
+    return plan_limit(config, **sizes, record_coupling=_records(config))
+
+
+def _records(config) -> bool:
+    return config.solver.backward == "standard"
 
 
 def _inputs(solvers, stream, k):
@@ -48,8 +53,11 @@ def _inputs(solvers, stream, k):
 def _compiled_step(config, stream, plan):
     """The groups' solvers and states placed as `plan` says, their step compiled, and (XLA's
     memory for one step: arguments + outputs + temporaries, less what the donated state
-    shares; the bytes of the history buffers in host memory). Call under `enable_x64`."""
+    shares; the bytes of the history buffers in host memory). A standard-backprop solver
+    records its reuse coupling (as `coupling_gap` does). Call under `enable_x64`."""
     solvers, states = build_groups(config, stream, key=jax.random.key(0), plan=plan, refinement=1)
+    if _records(config):
+        solvers = dataclasses.replace(solvers, record_coupling=True)
     compiled = jit_step.lower(_inputs(solvers, stream, 0), states).compile()
     stats = compiled.compiled.memory_analysis()
     used = (
@@ -67,6 +75,10 @@ def _device_bytes(config, stream, plan) -> tuple[int, int]:
         return _compiled_step(config, stream, plan)[-1]
 
 
+OUTPUTS = ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls")
+OUTPUTS += ("coupling",)  # standard backprop's reuse-coupling record (no depth steps otherwise)
+
+
 def _every_step(config, stream, plan):
     """Every SGD step's outputs (stacked on a leading step axis, NumPy) from one compiled step
     placed as `plan` says, (device bytes, host bytes) as `_compiled_step`, and the step itself:
@@ -82,6 +94,19 @@ def _every_step(config, stream, plan):
             outputs.append(jax.tree.map(np.asarray, out))
     run = {"callbacks": bool(callbacks), "committed": committed, "states": states}
     return jax.tree.map(lambda *a: np.stack(a), *outputs), sizes, run
+
+
+def _assert_same_outputs(want, got, *, recorded):
+    """Every output of `OUTPUTS` equal to the module docstring's tolerance; with `recorded`,
+    the coupling record holds every depth step and is not zero (so its comparison can fail)."""
+    if recorded:
+        assert want.coupling.shape[-2] > 0 and np.abs(want.coupling).max() > 0
+    for name in OUTPUTS:
+        for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
+            assert a.shape == b.shape, name
+            if a.size:
+                atol = 1e-10 * np.abs(a).max()
+                np.testing.assert_allclose(b, a, rtol=0, atol=atol, err_msg=name)
 
 
 def test_a_history_over_the_limit_is_streamed_in_blocks_with_the_resident_numbers():
@@ -128,7 +153,7 @@ STANDARD = [
 
 @pytest.mark.parametrize(
     "block, fraction",
-    [("one_layer", 0.46), pytest.param("two_layer", 0.415, marks=pytest.mark.slow)],
+    [("one_layer", 0.49), pytest.param("two_layer", 0.45, marks=pytest.mark.slow)],
 )
 def test_a_two_sided_history_is_streamed_in_blocks_with_the_resident_numbers(block, fraction):
     """Standard backprop in field space (`solvers.TwoSidedFieldSpace`, whose history holds the
@@ -152,9 +177,7 @@ def test_a_two_sided_history_is_streamed_in_blocks_with_the_resident_numbers(blo
     assert run["callbacks"]  # (so the check that the memory-kinds step has none can fail)
     assert host == plan.history_bytes
     assert device <= limit_gb * 1e9, (device, limit_gb * 1e9)
-    for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
-        for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
-            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max(), err_msg=name)
+    _assert_same_outputs(want, got, recorded=_records(config))
     scale = np.abs(want.f_eval).max()
     assert np.abs(want.f_eval[-1] - want.f_eval[0]).max() > 1e-2 * scale  # it trained
 
@@ -206,9 +229,7 @@ def test_a_history_in_the_devices_host_memory_is_streamed_without_callbacks(prob
     assert not run["callbacks"]
     # placed as the step's outputs are (committed), so the jitted step compiles once
     assert run["committed"]
-    for name in ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls"):
-        for a, b in zip(jax.tree.leaves(getattr(want, name)), jax.tree.leaves(getattr(got, name))):
-            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max(), err_msg=name)
+    _assert_same_outputs(want, got, recorded=_records(config))
 
     pinned_leaves = jax.tree.leaves(run["states"], is_leaf=lambda x: isinstance(x, PinnedParticles))
     kinds = {x.array.sharding.memory_kind for x in pinned_leaves if isinstance(x, PinnedParticles)}

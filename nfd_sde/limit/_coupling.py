@@ -38,7 +38,7 @@ from ._measured_plan import plan_for
 
 
 def _solve(config: Config, stream: DataStream, key: PRNGKeyArray, record: bool):
-    plan = plan_for(config, stream)
+    plan = plan_for(config, stream, record_coupling=record)
     with jax.enable_x64(config.run.dtype == "float64"):
         solvers, states = build_groups(config, stream, key=key, plan=plan, refinement=1)
         if record:

@@ -23,6 +23,8 @@ not fit in host memory, is refused with the amount and the knobs that reduce it.
 
 Weight space's dense accumulated updates (`solver.weight_updates`, `ProblemSizes.updates`) stay
 on the device: where they do not fit resident, the plan applies the stored pairs and says so.
+A solve that records its reuse coupling (`coupling_gap`: `record_coupling`) also holds the new
+products and their coupling parts on the whole grid; the plan counts them.
 """
 
 import dataclasses
@@ -112,10 +114,13 @@ def plan_limit(
     batch: int,
     eval_size: int,
     available_devices: int | None = None,
+    record_coupling: bool = False,
 ) -> LimitPlan:
     """Choose the representation, the devices and where the history lives (module docstring),
     estimate the peak memory per device; refuse what will not fit. `available_devices`
-    defaults to `len(jax.devices())`."""
+    defaults to `len(jax.devices())`; `record_coupling`: the step also computes the reuse
+    coupling's record (`coupling_gap`), which holds every new product and its coupling part on
+    the whole grid, both directions."""
     config = config.replace(solver={"memory_limit_gb": memory_limit_gb(config)})
     solver = config.solver
     _check_levels(config)
@@ -141,7 +146,7 @@ def plan_limit(
             refusals.append((kind, refusal))
             continue
         try:
-            plan = _place(config, kind, sizes, dim, devices)
+            plan = _place(config, kind, sizes, dim, devices, record_coupling)
         except ValueError as error:
             refusals.append((kind, str(error)))
             continue
@@ -189,7 +194,7 @@ def _with_alternatives(message: str, kind, solver) -> str:
     return f"{message}; or try solver.representation='{others[0]}'"
 
 
-def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) -> LimitPlan:
+def _place(config: Config, kind, sizes, dim, devices, record_coupling=False) -> LimitPlan:
     """`kind`'s plan resident on `devices`, or streamed from host memory, or a ValueError that
     says what it needs."""
     solver = config.solver
@@ -198,11 +203,13 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     itemsize = 8 if config.run.dtype == "float64" else 4
     history = len(block.stored) * m * n_part * stored
     paths = 3 * (m + 1) * n_part * new * len(block.weight_groups)  # a state path per group
+    # the coupling's record: new products and coupling parts, 2 directions (XLA: 3.3 per weight)
+    recorded = 4 * m * n_part * new * len(block.weight_groups) if record_coupling else 0
     params = n_part * (dim + config.model.outputs)
     memory = kind.memory(sizes)
     groups = solver.groups
     # the jitted step keeps an input and an output copy of every group's state
-    resident = groups * itemsize * (2 * (history + params) + paths + 2 * memory.working)
+    resident = groups * itemsize * (2 * (history + params) + paths + recorded + 2 * memory.working)
     shared = groups * itemsize * 2 * memory.replicated  # replicated on every device
     per_device = (resident - shared) // devices + shared
     limit = solver.memory_limit_gb * 1e9
@@ -210,7 +217,8 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     if per_device <= limit:
         return LimitPlan(kind, sizes, {}, per_device, devices, "resident", 1, history_bytes)
     if kind.updates(sizes).memory(sizes):  # kept updates stay resident, or the pairs are used
-        plan = _place(config, kind, dataclasses.replace(sizes, updates=STORED_PAIRS), dim, devices)
+        pairs = dataclasses.replace(sizes, updates=STORED_PAIRS)
+        plan = _place(config, kind, pairs, dim, devices, record_coupling)
         dense = (
             f"its accumulated weight updates as {kind.updates(sizes).name} matrices "
             f"(solver.weight_updates) need {per_device / 1e9:.3g} GB per device, more than "
@@ -230,7 +238,7 @@ def _place(config: Config, kind, sizes: ProblemSizes, dim: int, devices: int) ->
     # the new pairs' paths and what is computed from them (activations, entries, controls):
     # twice the paths' bytes covers what XLA's memory analysis measures (benchmarks/README.md)
     fixed = groups * itemsize * (2 * params + 2 * paths + 2 * (memory.working - memory.history))
-    fixed += groups * itemsize * memory.streamed_working
+    fixed += groups * itemsize * (memory.streamed_working + recorded)
     store = HISTORY_STORES[solver.streaming]
     per_particle = groups * itemsize * 4 * store.buffered * max(stored, 1)  # blocks in flight
     blocks = fewest_blocks(n_part, int((limit - fixed) // per_particle))
