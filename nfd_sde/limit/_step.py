@@ -253,14 +253,35 @@ def _store(solver: LimitSolver, stored, entries, white, start):
     representation's noise history and the kept accumulated updates extended by them;
     `stored` = (history, noise, updates)."""
     history, noise, updates = stored
-    new_history = {
-        name: write_pairs(history[name], entries[name], start) for name in solver.block.stored
-    }
+    resident = solver.host is None  # (a history in host memory is written by its store)
+    if resident:  # the sweeps and reveals, which read the stored noise, before its writes
+        white = _after(white, entries, white)
     new_noise = solver.representation.append(
         noise, history, entries, solver.block.conditioning, white, start, solver.jitter
     )
+    # the new pairs' kernels with the stored history before its writes
+    written = _after(entries, new_noise) if resident else entries
+    new_history = {
+        name: write_pairs(history[name], written[name], start) for name in solver.block.stored
+    }
     new_updates = solver.update_form.append(updates, entries, solver.block.update_pairs)
     return new_history, new_noise, new_updates
+
+
+def _after(tree, *computed):
+    """`tree` made to depend on `computed`, plus an exact zero (one entry of each array times
+    zero; a NaN there makes the written values NaN, as the step's outputs then are), so that XLA
+    orders what produced `computed` before any write of `tree` into the state. Without it the
+    state's reads are unordered with its in-place writes, and XLA copies every history it
+    writes, whole, at every step (`tests/test_in_place_history.py`; an optimisation barrier
+    does not order them)."""
+    leaves = [
+        a for a in jax.tree.leaves(computed) if a.size and jnp.issubdtype(a.dtype, jnp.floating)
+    ]
+    if not leaves:
+        return tree
+    zero = 0 * sum(a.ravel()[0] for a in leaves)
+    return jax.tree.map(lambda a: a + zero.astype(a.dtype), tree)
 
 
 def _store_eval(solver: LimitSolver, stored, path, back_path, white, b, start):
