@@ -12,8 +12,10 @@ from nfd_sde import DataStream, load_config
 from nfd_sde.finite import EvalKernels, make_network, mup_multipliers, train_scan
 from nfd_sde.limit import (
     build_solver,
+    jit_step,
     limit_evaluate,
     limit_step,
+    plan_for,
     plan_limit,
     solve_limit,
 )
@@ -235,3 +237,15 @@ def assert_limit_is_the_network(limit, finite, *, rtol: float, moved: float) -> 
         a, b = limit.kernels[name], finite.kernels[name]
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
     assert np.abs(finite.f_eval[-1] - finite.f_eval[0]).max() > moved * scale
+
+
+def compiled_step_text(config, stream, k: int = 3) -> str:
+    """The optimised HLO of one group's limit step at SGD step k (float32 inputs), for checks
+    of what the compiled step holds."""
+    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan_for(config, stream))
+    stacked = jax.tree.map(lambda a: a[None], solver)
+    state = jax.tree.map(lambda a: a[None], solver.init_state(key=jax.random.key(1)))
+    data = [
+        np.asarray(a, np.float32) for a in (stream.x_train[k], stream.y_train[k], stream.x_eval)
+    ]
+    return jit_step.lower((stacked, np.int32(k), *data), state).compile().compiled.as_text()

@@ -25,7 +25,7 @@ import pytest
 
 from nfd_sde import load_config, load_stream
 from nfd_sde.finite import make_network, train_finite
-from nfd_sde.limit import build_solver, jit_step, plan_for, plan_limit, solve_limit
+from nfd_sde.limit import build_solver, plan_for, plan_limit, solve_limit
 from nfd_sde.validation import limit_from_network
 from solvers import (
     STORED_PAIRS,
@@ -37,7 +37,7 @@ from solvers import (
     WeightSpace,
     particle_gram,
 )
-from tests._limit_helpers import assert_limit_is_the_network
+from tests._limit_helpers import assert_limit_is_the_network, compiled_step_text
 
 DENSE = UPDATE_FORMS["dense"]
 
@@ -210,14 +210,7 @@ def test_weight_space_never_writes_a_matrix_transpose_out(updates):
     width = 48  # no other axis of the step is 48 long
     config = _config("one_layer", "standard", width=width, updates=updates)
     config = config.replace(run={"dtype": "float32"})
-    stream = load_stream(config)
-    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan_for(config, stream))
-    stacked = jax.tree.map(lambda a: a[None], solver)
-    state = jax.tree.map(lambda a: a[None], solver.init_state(key=jax.random.key(1)))
-    data = [
-        np.asarray(a, np.float32) for a in (stream.x_train[3], stream.y_train[3], stream.x_eval)
-    ]
-    text = jit_step.lower((stacked, np.int32(3), *data), state).compile().compiled.as_text()
+    text = compiled_step_text(config, load_stream(config))
     square = re.compile(rf"= f32\[(1,)?{width},{width}\]\{{[0-9,]+\}} (transpose|copy)\(")
     assert any(f"{width},{width}]" in line for line in text.splitlines())  # the matrices
     assert not [line for line in text.splitlines() if square.search(line)]

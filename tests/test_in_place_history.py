@@ -10,12 +10,10 @@ write depend on the reads (`_after`); this checks the compiled step, which needs
 
 import re
 
-import jax
-import numpy as np
 import pytest
 
 from nfd_sde import load_config, load_stream
-from nfd_sde.limit import build_solver, jit_step, plan_for
+from tests._limit_helpers import compiled_step_text
 
 PARTICLES, SLOTS = 48, 29  # no other axis of the step is 48 or 29 long
 
@@ -36,14 +34,7 @@ def _compiled_step(backward: str, control_variates: bool) -> str:
             f"data.eval_size={SLOTS - 28 if control_variates else 4}",
         ],
     )
-    stream = load_stream(config)
-    solver = build_solver(config, stream, key=jax.random.key(0), plan=plan_for(config, stream))
-    stacked = jax.tree.map(lambda a: a[None], solver)
-    state = jax.tree.map(lambda a: a[None], solver.init_state(key=jax.random.key(1)))
-    data = [
-        np.asarray(a, np.float32) for a in (stream.x_train[3], stream.y_train[3], stream.x_eval)
-    ]
-    return jit_step.lower((stacked, np.int32(3), *data), state).compile().compiled.as_text()
+    return compiled_step_text(config, load_stream(config))
 
 
 @pytest.mark.parametrize("backward", ["decoupled", "standard"])
