@@ -47,8 +47,8 @@ def particle_gram(
 ) -> Float[Array, "pairs other"]:
     """The empirical kernel K[p, q] = (1/N) sum_i a[i, p] b[i, q]. Either side may be a depth
     step of a history kept in host memory (`AbstractStreamedSlice`), or columns holding one
-    (`PairColumns`): its sum is then taken block by block. On a particle axis split over devices the sum is a
-    local product and an all-reduce."""
+    (`PairColumns`): its sum is then taken block by block. On a particle axis split over
+    devices the sum is a local product and an all-reduce."""
     if isinstance(a, (AbstractStreamedSlice, PairColumns)):
         return a.gram(b)
     if isinstance(b, (AbstractStreamedSlice, PairColumns)):

@@ -15,10 +15,13 @@ import pytest
 from nfd_sde import load_config, load_stream
 from tests._limit_helpers import compiled_step_text
 
-PARTICLES, SLOTS = 48, 29  # no other axis of the step is 48 or 29 long
+PARTICLES, STEPS, BATCH = 48, 7, 4  # no other axis of the step is 48 or 28 = 7 x 4 long
 
 
-def _compiled_step(backward: str, control_variates: bool) -> str:
+def _compiled_step(backward: str) -> str:
+    """Control variates off: their eval pairs are stored at step 0 only, inside a conditional,
+    whose branches XLA gives their own copies of the factors (not of the histories;
+    measured)."""
     config = load_config(
         None,
         [
@@ -28,10 +31,10 @@ def _compiled_step(backward: str, control_variates: bool) -> str:
             "solver.levels=1",
             "solver.representation=field",
             f"solver.backward={backward}",
-            f"solver.control_variates={str(control_variates).lower()}",
-            "training.steps=7",
-            "training.batch=4",
-            f"data.eval_size={SLOTS - 28 if control_variates else 4}",
+            "solver.control_variates=false",
+            f"training.steps={STEPS}",
+            f"training.batch={BATCH}",
+            "data.eval_size=4",
         ],
     )
     return compiled_step_text(config, load_stream(config))
@@ -40,11 +43,9 @@ def _compiled_step(backward: str, control_variates: bool) -> str:
 @pytest.mark.parametrize("backward", ["decoupled", "standard"])
 def test_the_field_space_step_writes_its_histories_in_place(backward):
     """The histories (groups, depth steps, particles, slots): stored inputs and, per weight and
-    direction, the stored noise (white increments, or the two-sided space's products). Control
-    variates off: their eval pairs are stored at step 0 only, inside a conditional, whose
-    branches XLA gives their own copies of the factors (not of the histories; measured)."""
-    text = _compiled_step(backward, control_variates=False)
-    slots = 7 * 4
+    direction, the stored noise (white increments, or the two-sided space's products)."""
+    text = _compiled_step(backward)
+    slots = STEPS * BATCH
     history = re.compile(rf"= f32\[1,4,{PARTICLES},{slots}\]\{{[0-9,]+\}} copy\(")
     assert f"[1,4,{PARTICLES},{slots}]" in text  # the histories are there
     copies = [line.strip()[:120] for line in text.splitlines() if history.search(line)]

@@ -75,8 +75,16 @@ def _device_bytes(config, stream, plan) -> tuple[int, int]:
         return _compiled_step(config, stream, plan)[-1]
 
 
-OUTPUTS = ("f_train", "f_eval", "feature_train", "feature_eval", "grad_train", "controls")
-OUTPUTS += ("coupling",)  # standard backprop's reuse-coupling record (no depth steps otherwise)
+# with standard backprop's reuse-coupling record (no depth steps unless the solver records it)
+OUTPUTS = (
+    "f_train",
+    "f_eval",
+    "feature_train",
+    "feature_eval",
+    "grad_train",
+    "controls",
+    "coupling",
+)
 
 
 def _every_step(config, stream, plan):

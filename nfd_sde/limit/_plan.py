@@ -194,7 +194,14 @@ def _with_alternatives(message: str, kind, solver) -> str:
     return f"{message}; or try solver.representation='{others[0]}'"
 
 
-def _place(config: Config, kind, sizes, dim, devices, record_coupling=False) -> LimitPlan:
+def _place(
+    config: Config,
+    kind,
+    sizes: ProblemSizes,
+    dim: int,
+    devices: int,
+    record_coupling: bool = False,
+) -> LimitPlan:
     """`kind`'s plan resident on `devices`, or streamed from host memory, or a ValueError that
     says what it needs."""
     solver = config.solver
